@@ -1,0 +1,31 @@
+# Wukong pipeline: `make help` lists the targets.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# img2dataset imports albumentations, which otherwise looks online for updates on import.
+export NO_ALBUMENTATIONS_UPDATE := 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test synthetic clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## create .venv/ with Python 3.11 and install the project (editable) and its test tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip setuptools wheel
+	# The CPU-side torch pair that lies on the build machines' disk (see README: Install).
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[test]'
+
+test: ## run the test suite (pytest, with a per-test timeout)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
+	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0
+
+clean: ## remove runs/ and caches (keeps .venv/)
+	rm -rf runs .pytest_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

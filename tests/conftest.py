@@ -1,0 +1,5 @@
+"""Shared fixtures. No test touches the internet."""
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
