@@ -26,6 +26,14 @@ test: ## run the test suite (pytest, with a per-test timeout)
 synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0
 
+# --- crawl targets ---
+
+# --- filter targets ---
+
+# --- train targets ---
+
+# --- eval targets ---
+
 clean: ## remove runs/ and caches (keeps .venv/)
 	rm -rf runs .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
