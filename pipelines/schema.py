@@ -14,6 +14,7 @@ clean shards without pulling in Beam. It holds:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -325,6 +326,20 @@ def iter_shard_batches(uri: str, schema: pa.Schema, columns: Sequence[str] | Non
         yield from parquet.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None)
     except (pa.ArrowInvalid, OSError) as err:
         raise ShardReadError(f"{uri}: truncated or corrupt Parquet data ({err})") from err
+
+
+def write_json(uri: str, payload: Any, indent: int = 1, sort_keys: bool = False) -> str:
+    """Write `payload` as UTF-8 JSON atomically, by the same rule as the shards (hidden temporary,
+    then rename), so that a reader never sees half a file; returns `uri`."""
+    fs, path = resolve(uri)
+    head = path.rpartition("/")[0]
+    if head:
+        fs.create_dir(head, recursive=True)
+    tmp = _temporary_for(path)
+    with fs.open_output_stream(tmp) as stream:
+        stream.write(json.dumps(payload, ensure_ascii=False, indent=indent, sort_keys=sort_keys).encode("utf-8"))
+    fs.move(tmp, path)
+    return uri
 
 
 def shard_name(index: int, prefix: str = "part") -> str:

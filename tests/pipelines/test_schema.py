@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -162,3 +161,11 @@ def test_funnel_layout_adds_up():
         schema.validate_funnel(broken)
     with pytest.raises(ValueError, match="unknown drop reasons"):
         schema.build_funnel(10, [("x", {"too_blue": 1})])
+
+
+def test_write_json_is_atomic_and_round_trips(tmp_path):
+    target = str(tmp_path / "sub" / "funnel.json")
+    payload = {"input": 3, "名": "<人名>"}
+    assert schema.write_json(target, payload) == target
+    assert json.loads(open(target, encoding="utf-8").read()) == payload
+    assert os.listdir(tmp_path / "sub") == ["funnel.json"]  # no temporary left behind
