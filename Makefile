@@ -29,6 +29,19 @@ synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 # --- crawl targets ---
 
 # --- filter targets ---
+INPUT ?= runs/crawl/raw
+OUTPUT ?= runs/filter
+FILTER_ARGS ?=
+.PHONY: filter filter-synthetic bench-text-filters
+
+filter: ## filter raw shards INPUT (runs/crawl/raw) into OUTPUT (runs/filter): clean/, rejects/, funnel.json, stats.json, wordcloud.png
+	$(PY) -m pipelines.filter --input $(INPUT) --output $(OUTPUT) $(FILTER_ARGS)
+
+filter-synthetic: synthetic ## filter the synthetic shards of `make synthetic` into runs/synthetic/filter
+	$(PY) -m pipelines.filter --input runs/synthetic/raw --output runs/synthetic/filter $(FILTER_ARGS)
+
+bench-text-filters: ## speed and agreement of the text filter chain, rjieba vs plain jieba (benchmarks/text_filters.py)
+	$(PY) -m benchmarks.text_filters
 
 # --- train targets ---
 

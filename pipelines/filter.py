@@ -1,0 +1,634 @@
+"""The filter stage as a Beam job: raw shards -> clean shards, reject shards, funnel.json,
+stats.json and a word cloud.
+
+    python -m pipelines.filter --input runs/crawl/raw --output runs/filter [Beam flags]
+
+The steps, in the paper's order (DESIGN.md):
+
+1. A bytes-free projection of every raw shard (url, position, caption; Parquet reads only those
+   columns) gives, per URL, its first position among the successful downloads and, from those
+   winners, the corpus count of every normalised caption (a combiner). The duplicated URLs'
+   winners and the few captions seen more than 10 times become side inputs: the records, with
+   their image bytes, never go through a shuffle keyed by URL or caption, and stay spread.
+2. The records go through one generic DoFn (`ApplyRules`): a Beam counter per drop reason,
+   rejects to a tagged output. Its rules: failed download, duplicate URL, image size and
+   aspect, full decode, then the text rules (length, meaningless, frequency, names, sensitive).
+3. Optionally (`--dedup-images`) the same DoFn drops later copies of identical image bytes among
+   the kept pairs, its winners found from another bytes-free projection.
+4. Each raw shard `part-NNNNN` gives `rejects/part-NNNNN` and then `clean/part-NNNNN`, written
+   atomically, rows in input order. A rerun skips shards whose two outputs exist, so a job killed
+   midway resumes without losing or doubling a row.
+5. funnel.json and stats.json are computed from the output shards themselves (not from Beam
+   metrics), so they are the same on every runner and after a resume; the word cloud is drawn
+   from stats.json by the launching process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
+
+from filters.image import ImageConfig
+from filters.text import TextConfig
+from pipelines import schema
+from pipelines.beam_options import RUNNER_HELP, pipeline_options
+from pipelines.filter_records import (FilterConfig, Position, RecordRules, caption_for_count,
+                                      check_duplicate_image, position, reject_record,
+                                      strip_position)
+from pipelines.stats import CaptionStats, FontNotFound, draw_word_cloud
+
+CLEAN_DIR = "clean"
+REJECT_DIR = "rejects"
+FUNNEL_FILE = "funnel.json"
+STATS_FILE = "stats.json"
+WORD_CLOUD_FILE = "wordcloud.png"
+MANIFEST_FILE = "_filter_manifest.json"
+COUNTER_NAMESPACE = "filters"
+_PROJECTION_COLUMNS = ["url", "status", "caption", "caption_raw"]
+
+
+class FilterInputError(ValueError):
+    """The input or output directory cannot be used (no shards, or outputs of another run)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_projection(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[Position, str]]]:
+    """(url, (position, normalised caption)) for each successful download of a raw shard, read
+    without the image column."""
+    index, path = shard
+    row = 0
+    for batch in schema.iter_shard_batches(path, schema.RAW_SCHEMA, columns=_PROJECTION_COLUMNS,
+                                           batch_size=4096):
+        for record in batch.to_pylist():
+            if record["status"] == schema.STATUS_SUCCESS and record["url"]:
+                yield record["url"], ((index, row), caption_for_count(record))
+            row += 1
+
+
+def read_records(shard: tuple[int, str]) -> Iterator[dict]:
+    """Every row of a raw shard as a dict, with its position (`_shard`, `_row`)."""
+    index, path = shard
+    row = 0
+    for batch in schema.iter_shard_batches(path, schema.RAW_SCHEMA, columns=schema.RAW_SCHEMA.names):
+        for record in batch.to_pylist():
+            record["_shard"], record["_row"] = index, row
+            row += 1
+            yield record
+
+
+class FirstOccurrence(beam.CombineFn):
+    """Per key: (how many times it occurs, its first position, the value at that position)."""
+
+    def create_accumulator(self):
+        return (0, None, None)
+
+    def add_input(self, acc, item):
+        count, first, value = acc
+        pos, item_value = item
+        pos = tuple(pos)
+        if first is None or pos < first:
+            first, value = pos, item_value
+        return (count + 1, first, value)
+
+    def merge_accumulators(self, accumulators):
+        count, first, value = 0, None, None
+        for c, f, v in accumulators:
+            count += c
+            if f is not None and (first is None or f < first):
+                first, value = f, v
+        return (count, first, value)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def duplicated_winner(item: tuple[str, tuple[int, Position, Any]]) -> Iterator[tuple[str, Position]]:
+    key, (count, first, _) = item
+    if count > 1:
+        yield key, first
+
+
+def winning_caption(item: tuple[str, tuple[int, Position, str]]) -> str:
+    return item[1][2]
+
+
+def is_hot(max_occurrences: int):
+    def hot(item: tuple[str, int]) -> bool:
+        return item[1] > max_occurrences
+    return hot
+
+
+# --------------------------------------------------------------------------------------------
+# The generic filter DoFn
+# --------------------------------------------------------------------------------------------
+
+
+class ApplyRules(beam.DoFn):
+    """Apply a rule set to each record: kept records to the main output, rejects (with
+    `drop_reason`, without image bytes) to the tagged output `rejects`, and a Beam counter per
+    reason (namespace "filters"; `kept_counter` counts the records kept).
+
+    `rules_factory()` builds the rule set in `setup()`, on the worker: segmenter, name masker and
+    Aho-Corasick automaton are heavy and not picklable. The rule set is called as
+    `rules(record, **side_inputs) -> (reason or None, record out)`.
+    """
+
+    REJECTS = "rejects"
+
+    def __init__(self, rules_factory, kept_counter: str = "kept"):
+        self._factory = rules_factory
+        self._kept = kept_counter
+        self._rules = None
+        self._counters: dict[str, Any] = {}
+
+    def setup(self):
+        self._rules = self._factory()
+
+    def _count(self, name: str) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(COUNTER_NAMESPACE, name)
+        counter.inc()
+
+    def process(self, record, **side_inputs):
+        reason, out = self._rules(record, **side_inputs)
+        if reason is None:
+            self._count(self._kept)
+            yield out
+        else:
+            self._count(reason)
+            yield TaggedOutput(self.REJECTS, out)
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperRules:
+    """Picklable factory of the main rule set (everything up to the sensitive words)."""
+
+    config: FilterConfig
+
+    def __call__(self):
+        rules = RecordRules(self.config)
+
+        def apply(record, duplicate_url_winners, hot_captions):
+            return rules.check(record, duplicate_url_winners, hot_captions)
+        return apply
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDedupRules:
+    """Picklable factory of the optional exact image de-duplication."""
+
+    def __call__(self):
+        def apply(record, duplicate_image_winners):
+            reason = check_duplicate_image(record, duplicate_image_winners)
+            return (None, record) if reason is None else (reason, reject_record(record, reason))
+        return apply
+
+
+def sha_projection(record: Mapping[str, Any]) -> tuple[str, tuple[Position, None]]:
+    return record["sha256"], (position(record), None)
+
+
+# --------------------------------------------------------------------------------------------
+# The composite transforms
+# --------------------------------------------------------------------------------------------
+
+
+class CorpusIndex(beam.PTransform):
+    """Raw shards -> (duplicated URL -> winning position, hot caption -> count), both small,
+    both computed from a bytes-free projection."""
+
+    def __init__(self, config: FilterConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, shards):
+        per_url = (shards
+                   | "ReadProjection" >> beam.FlatMap(read_projection)
+                   | "FirstPerUrl" >> beam.CombinePerKey(FirstOccurrence()))
+        winners = per_url | "DuplicatedUrls" >> beam.FlatMap(duplicated_winner)
+        hot = (per_url
+               | "WinningCaption" >> beam.Map(winning_caption)
+               | "CountCaptions" >> beam.combiners.Count.PerElement()
+               | "HotCaptions" >> beam.Filter(is_hot(self.config.text.max_occurrences)))
+        return winners, hot
+
+
+class FilterPairs(beam.PTransform):
+    """Records -> (clean records, rejected records) by the paper's rules in order."""
+
+    def __init__(self, config: FilterConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, inputs):
+        records, duplicate_url_winners, hot_captions = inputs
+        results = records | "ApplyPaperRules" >> beam.ParDo(
+            ApplyRules(PaperRules(self.config)),
+            duplicate_url_winners=AsDict(duplicate_url_winners),
+            hot_captions=AsDict(hot_captions)).with_outputs(ApplyRules.REJECTS, main="clean")
+        clean, rejects = results.clean, results[ApplyRules.REJECTS]
+        if not self.config.dedup_images:
+            return clean, rejects
+        image_winners = (clean
+                         | "ProjectSha256" >> beam.Map(sha_projection)
+                         | "FirstPerImage" >> beam.CombinePerKey(FirstOccurrence())
+                         | "DuplicatedImages" >> beam.FlatMap(duplicated_winner))
+        deduped = clean | "ApplyImageDedup" >> beam.ParDo(
+            ApplyRules(ImageDedupRules(), kept_counter="kept_after_image_dedup"),
+            duplicate_image_winners=AsDict(image_winners)).with_outputs(ApplyRules.REJECTS, main="clean")
+        rejects = (rejects, deduped[ApplyRules.REJECTS]) | "AllRejects" >> beam.Flatten()
+        return deduped.clean, rejects
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardWriterFn:
+    """Write one input shard's rejects and then its clean records, each atomically, under the
+    input shard's name, rows in input order. Returns the shard index. Clean last: a shard counts
+    as done only when both exist."""
+
+    output: str
+    names: tuple[str, ...]  # output name of each input shard, by index
+
+    def __call__(self, item) -> int:
+        index, grouped = item
+        name = self.names[index]
+        rejects = sorted(grouped["rejects"], key=position)
+        clean = sorted(grouped["clean"], key=position)
+        schema.write_shard(schema.join(self.output, REJECT_DIR, name),
+                           [strip_position(r) for r in rejects], schema.REJECT_SCHEMA)
+        schema.write_shard(schema.join(self.output, CLEAN_DIR, name),
+                           [strip_position(r) for r in clean], schema.CLEAN_SCHEMA)
+        print(f"filter: {name}: {len(clean)} kept, {len(rejects)} rejected", file=sys.stderr, flush=True)
+        return index
+
+
+def key_by_shard(record: Mapping[str, Any]) -> tuple[int, Mapping[str, Any]]:
+    return record["_shard"], record
+
+
+def shard_marker(shard: tuple[int, str]) -> tuple[int, None]:
+    return shard[0], None
+
+
+class WriteShards(beam.PTransform):
+    """(clean, rejects) -> one reject and one clean shard per pending input shard (empty ones
+    too), keyed by the input shard, so a rerun knows what is done."""
+
+    def __init__(self, output: str, names: Sequence[str]):
+        super().__init__()
+        self.output, self.names = output, tuple(names)
+
+    def expand(self, inputs):
+        pending, clean, rejects = inputs
+        return ({"shard": pending | "MarkShard" >> beam.Map(shard_marker),
+                 "clean": clean | "KeyClean" >> beam.Map(key_by_shard),
+                 "rejects": rejects | "KeyRejects" >> beam.Map(key_by_shard)}
+                | "GroupByShard" >> beam.CoGroupByKey()
+                | "WriteShard" >> beam.Map(ShardWriterFn(self.output, self.names)))
+
+
+# --------------------------------------------------------------------------------------------
+# Funnel and statistics, from the outputs
+# --------------------------------------------------------------------------------------------
+
+
+def output_name(raw_path: str) -> str:
+    """The name of a raw shard's clean and reject outputs: the raw shard's own file name."""
+    return raw_path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def output_shards(output: str, names: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """("clean"|"rejects", path) of every output shard."""
+    for name in names:
+        yield "rejects", schema.join(output, REJECT_DIR, name)
+        yield "clean", schema.join(output, CLEAN_DIR, name)
+
+
+def count_outputs(item: tuple[str, str]) -> Iterator[tuple[str, int]]:
+    """("clean", rows) for a clean shard, (reason, n) per reason for a reject shard."""
+    kind, path = item
+    if kind == "clean":
+        yield "clean", schema.open_shard(path, schema.CLEAN_SCHEMA).metadata.num_rows
+        return
+    table = schema.read_shard(path, schema.REJECT_SCHEMA, columns=["drop_reason"])
+    yield from collections.Counter(table.column("drop_reason").to_pylist()).items()
+
+
+def clean_captions(item: tuple[str, str]) -> Iterator[str]:
+    kind, path = item
+    if kind == "clean":
+        table = schema.read_shard(path, schema.CLEAN_SCHEMA, columns=["caption"])
+        yield from (c or "" for c in table.column("caption").to_pylist())
+
+
+class CaptionStatsFn(beam.CombineFn):
+    def create_accumulator(self):
+        return CaptionStats()
+
+    def add_input(self, acc, caption):
+        return acc.add(caption)
+
+    def merge_accumulators(self, accumulators):
+        merged = CaptionStats()
+        for acc in accumulators:
+            merged.merge(acc)
+        return merged
+
+    def extract_output(self, acc):
+        return acc.table()
+
+
+def funnel_from_counts(input_count: int, counts: Mapping[str, int], config: FilterConfig) -> dict:
+    """DESIGN.md's funnel from the output counts; checks that clean + rejects == input."""
+    stages = [(stage, {r: counts[r] for r in reasons if counts.get(r)}) for stage, reasons in config.stages()]
+    funnel = schema.build_funnel(input_count, stages)
+    unknown = set(counts) - {"clean"} - {r for _, reasons in config.stages() for r in reasons}
+    if unknown:
+        raise ValueError(f"reject shards hold reasons this configuration never gives: {sorted(unknown)}")
+    if funnel["output"] != counts.get("clean", 0):
+        raise ValueError(f"outputs do not add up: {input_count} raw rows, {counts.get('clean', 0)} clean, "
+                         f"{sum(v for k, v in counts.items() if k != 'clean')} rejected")
+    return funnel
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteReport:
+    """Write funnel.json and stats.json into the output directory."""
+
+    output: str
+    input_count: int
+    config: FilterConfig
+
+    def __call__(self, _, counts, stats) -> str:
+        funnel = funnel_from_counts(self.input_count, counts, self.config)
+        schema.write_json(schema.join(self.output, FUNNEL_FILE), funnel)
+        schema.write_json(schema.join(self.output, STATS_FILE), stats)
+        return self.output
+
+
+def _read_json(uri: str) -> Any:
+    fs, path = schema.resolve(uri)
+    with fs.open_input_stream(path) as stream:
+        return json.loads(stream.read().decode("utf-8"))
+
+
+def after_writes(item: tuple[str, str], _written: list[int]) -> tuple[str, str]:
+    """Pass `item` on; the side input only makes this step wait for every shard write."""
+    return item
+
+
+class Report(beam.PTransform):
+    """After the shards are written: count and describe the outputs, write funnel and stats."""
+
+    def __init__(self, output: str, names: Sequence[str], input_count: int, config: FilterConfig):
+        super().__init__()
+        self.output, self.names, self.input_count, self.config = output, list(names), input_count, config
+
+    def expand(self, written):
+        pipeline = written.pipeline
+        # Reading the outputs waits for every write: the list of written shards is a side input.
+        done = written | "AllWritten" >> beam.combiners.ToList()
+        outputs = (pipeline
+                   | "OutputShards" >> beam.Create(list(output_shards(self.output, self.names)))
+                   | "AfterWrites" >> beam.Map(after_writes, AsSingleton(done))
+                   | "SpreadOutputs" >> beam.Reshuffle())
+        counts = (outputs
+                  | "CountOutputs" >> beam.FlatMap(count_outputs)
+                  | "SumCounts" >> beam.CombinePerKey(sum)
+                  | "CountsDict" >> beam.combiners.ToDict())
+        stats = (outputs
+                 | "CleanCaptions" >> beam.FlatMap(clean_captions)
+                 | "CaptionStats" >> beam.CombineGlobally(CaptionStatsFn()))
+        return (pipeline
+                | "ReportOnce" >> beam.Create([None])
+                | "WriteReport" >> beam.Map(WriteReport(self.output, self.input_count, self.config),
+                                            AsSingleton(counts), AsSingleton(stats)))
+
+
+# --------------------------------------------------------------------------------------------
+# The job
+# --------------------------------------------------------------------------------------------
+
+
+def word_lists_digest(config: FilterConfig) -> str:
+    """A digest of the word lists in use (sensitive words, allow-list, name resources), so that an
+    edited list makes old outputs stale even when its path is the same."""
+    matcher = config.matcher()
+    digest = hashlib.sha256("\n".join(matcher.words + ["--allow--"] + matcher.allow).encode("utf-8"))
+    data = importlib.resources.files("filters").joinpath("data")
+    for name in ("surnames.txt", "person_names.txt", "non_person_names.txt"):
+        digest.update(data.joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
+def input_fingerprint(paths: Sequence[str], config: FilterConfig) -> dict:
+    """What the outputs depend on: the raw shards (name, size, rows), the configuration and the
+    word lists."""
+    shards = []
+    for path in paths:
+        parquet = schema.open_shard(path, schema.RAW_SCHEMA)
+        fs, local = schema.resolve(path)
+        shards.append([path.rsplit("/", 1)[-1], fs.get_file_info(local).size, parquet.metadata.num_rows])
+    config_json = json.dumps(config.to_json(), sort_keys=True)
+    lists = word_lists_digest(config)
+    digest = hashlib.sha256(json.dumps(shards).encode() + config_json.encode() + lists.encode()).hexdigest()
+    return {"shards": shards, "config": config_json, "word_lists": lists, "digest": digest}
+
+
+def pending_shards(output: str, names: Sequence[str]) -> list[int]:
+    """Indices of the input shards whose reject and clean outputs are not both there yet."""
+    pending = []
+    for index, name in enumerate(names):
+        if not (schema.exists(schema.join(output, REJECT_DIR, name))
+                and schema.exists(schema.join(output, CLEAN_DIR, name))):
+            pending.append(index)
+    return pending
+
+
+def prepare_output(output: str, fingerprint: dict, overwrite: bool) -> None:
+    """Create the output directories; refuse (or with overwrite, clear) outputs of other inputs."""
+    manifest = schema.join(output, MANIFEST_FILE)
+    if schema.exists(manifest):
+        previous = _read_json(manifest)
+        if previous.get("digest") != fingerprint["digest"]:
+            if not overwrite:
+                raise FilterInputError(
+                    f"{output} holds the outputs of other inputs or another configuration; "
+                    "use a new --output, or --overwrite to replace them")
+            _clear_outputs(output)
+    elif schema.exists(schema.join(output, CLEAN_DIR)) and schema.list_shards(schema.join(output, CLEAN_DIR)):
+        if not overwrite:
+            raise FilterInputError(f"{output}/{CLEAN_DIR} holds shards of an unknown run; "
+                                   "use a new --output, or --overwrite")
+        _clear_outputs(output)
+    for sub in (CLEAN_DIR, REJECT_DIR):
+        schema.makedirs(schema.join(output, sub))
+        schema.remove_stale_temporaries(schema.join(output, sub))
+    schema.write_json(manifest, fingerprint)
+
+
+def _clear_outputs(output: str) -> None:
+    for sub in (CLEAN_DIR, REJECT_DIR):
+        directory = schema.join(output, sub)
+        if schema.exists(directory):
+            fs, _ = schema.resolve(directory)
+            for path in schema.list_shards(directory):
+                fs.delete_file(schema.resolve(path)[1])
+    for name in (FUNNEL_FILE, STATS_FILE, WORD_CLOUD_FILE):
+        uri = schema.join(output, name)
+        if schema.exists(uri):
+            fs, path = schema.resolve(uri)
+            fs.delete_file(path)
+
+
+def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: str,
+                   config: FilterConfig, pending: Sequence[int], input_count: int):
+    """Wire the job into `pipeline`. All raw shards feed the corpus index (URL duplicates and
+    caption counts are global); only `pending` shards are filtered and written."""
+    all_shards = pipeline | "AllRawShards" >> beam.Create(list(enumerate(shard_paths)))
+    duplicate_url_winners, hot_captions = all_shards | "CorpusIndex" >> CorpusIndex(config)
+    pending_set = set(pending)
+    todo = (pipeline
+            | "PendingShards" >> beam.Create([(i, p) for i, p in enumerate(shard_paths) if i in pending_set])
+            | "SpreadShards" >> beam.Reshuffle())
+    records = todo | "ReadRecords" >> beam.FlatMap(read_records)
+    clean, rejects = (records, duplicate_url_winners, hot_captions) | "FilterPairs" >> FilterPairs(config)
+    names = [output_name(p) for p in shard_paths]
+    written = (todo, clean, rejects) | "WriteShards" >> WriteShards(output, names)
+    return written | "Report" >> Report(output, names, input_count, config)
+
+
+def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(),
+               beam_args: Sequence[str] = (), overwrite: bool = False, font: str | None = None,
+               word_cloud: bool = True, log=print) -> dict:
+    """Run the filter stage; returns the funnel. Raises FilterInputError for unusable inputs or
+    outputs and schema.ShardReadError naming a raw shard that cannot be read."""
+    shard_paths = schema.list_shards(input_dir)
+    if not shard_paths:
+        raise FilterInputError(f"no raw shards (*.parquet) in {input_dir}")
+    fingerprint = input_fingerprint(shard_paths, config)
+    input_count = sum(rows for _, _, rows in fingerprint["shards"])
+    prepare_output(output, fingerprint, overwrite)
+    pending = pending_shards(output, [output_name(p) for p in shard_paths])
+    log(f"filter: {len(shard_paths)} raw shards, {input_count} pairs; {len(pending)} shards to filter "
+        f"({len(shard_paths) - len(pending)} already done)")
+    started = time.monotonic()
+    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+        build_pipeline(pipeline, shard_paths, output, config, pending, input_count)
+    funnel = _read_json(schema.join(output, FUNNEL_FILE))
+    log(f"filter: {funnel['output']} of {funnel['input']} pairs kept in {time.monotonic() - started:.1f}s; "
+        + ", ".join(f"{r}={n}" for s in funnel["stages"] for r, n in s["dropped"].items()))
+    if word_cloud:
+        render_word_cloud(output, font, log)
+    return funnel
+
+
+def render_word_cloud(output: str, font: str | None, log=print) -> str | None:
+    """Draw wordcloud.png (local outputs only) from stats.json; a clear message, no crash, when
+    there is no font or no word."""
+    stats = _read_json(schema.join(output, STATS_FILE))
+    fs, path = schema.resolve(schema.join(output, WORD_CLOUD_FILE))
+    if "://" in output:
+        log("filter: the word cloud is drawn for local outputs only; stats.json has the top words")
+        return None
+    try:
+        used = draw_word_cloud(stats["top_words"], path, font)
+    except FontNotFound as err:
+        log(f"filter: no word cloud: {err}")
+        return None
+    except ValueError as err:
+        log(f"filter: no word cloud: {err}")
+        return None
+    log(f"filter: word cloud {path} (font {used})")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.filter",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Filter raw Wukong shards by the paper's rules: image size/aspect and full decode, "
+            "Chinese word count, meaningless captions, caption frequency, person names (masked to "
+            "<人名>) and sensitive words. Writes OUTPUT/clean/*.parquet, OUTPUT/rejects/*.parquet "
+            "(with drop_reason), funnel.json, stats.json and wordcloud.png. A rerun resumes where "
+            "a killed run stopped.", width=96),
+        epilog=RUNNER_HELP)
+    parser.add_argument("--input", required=True, help="directory (or gs://, s3:// URI) of raw shards")
+    parser.add_argument("--output", required=True, help="output directory (or URI)")
+    parser.add_argument("--min-side", type=int, default=ImageConfig.min_side,
+                        help="keep images whose both sides are greater than this (default 200)")
+    parser.add_argument("--max-aspect-ratio", type=float, default=ImageConfig.max_aspect_ratio,
+                        help="keep images with long/short at most this (default 3)")
+    parser.add_argument("--max-chinese-words", type=int, default=TextConfig.max_chinese_words,
+                        help="keep captions with at most this many Chinese words (default 31)")
+    parser.add_argument("--max-occurrences", type=int, default=TextConfig.max_occurrences,
+                        help="drop captions seen more often than this in the corpus (default 10)")
+    parser.add_argument("--dedup-images", action="store_true",
+                        help="also drop later pairs with identical image bytes (duplicate_image; "
+                             "off by default, the paper does not do it)")
+    parser.add_argument("--sensitive-words", action="append", default=[], metavar="FILE",
+                        help="word list replacing the default one (repeatable)")
+    parser.add_argument("--extra-sensitive-words", action="append", default=[], metavar="FILE",
+                        help="word list added to the one in use (repeatable)")
+    parser.add_argument("--sensitive-allow", action="append", default=[], metavar="FILE",
+                        help="allow-list replacing the default one (repeatable)")
+    parser.add_argument("--extra-sensitive-allow", action="append", default=[], metavar="FILE",
+                        help="allow-list added to the one in use (repeatable)")
+    parser.add_argument("--font", default=None,
+                        help="font file for the word cloud (default: a Chinese font from fontconfig)")
+    parser.add_argument("--no-word-cloud", action="store_true", help="skip the word cloud")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs of other inputs or settings in --output")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> FilterConfig:
+    return FilterConfig(
+        image=ImageConfig(min_side=args.min_side, max_aspect_ratio=args.max_aspect_ratio),
+        text=TextConfig(max_chinese_words=args.max_chinese_words, max_occurrences=args.max_occurrences),
+        dedup_images=args.dedup_images,
+        sensitive_words=tuple(args.sensitive_words), sensitive_allow=tuple(args.sensitive_allow),
+        extra_sensitive_words=tuple(args.extra_sensitive_words),
+        extra_sensitive_allow=tuple(args.extra_sensitive_allow))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        config = config_from_args(args)
+        config.matcher()  # fail now, not on a worker, on a missing list file
+        if args.font and not os.path.isfile(args.font):
+            raise FileNotFoundError(f"--font: no such font file: {args.font}")
+        run_filter(args.input, args.output, config, beam_args, overwrite=args.overwrite,
+                   font=args.font, word_cloud=not args.no_word_cloud,
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (FilterInputError, schema.ShardReadError, schema.ShardSchemaError,
+            FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"filter: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The person-name caption set (tests/filters/data/name_captions.tsv) and span-by-span scoring.
+
+Each line: split (dev: tuned on; heldout: scored only), domain, caption with names marked
+[[...]]. Run `python -m tests.filters.name_set` to print precision and recall per split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "name_captions.tsv")
+_MARK = re.compile(r"\[\[(.+?)\]\]")
+
+
+@dataclasses.dataclass(frozen=True)
+class NameCaption:
+    split: str
+    domain: str
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+
+def parse_marked(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The plain caption and its name spans from a caption with [[...]] marks."""
+    text, spans, last = [], [], 0
+    length = 0
+    for match in _MARK.finditer(marked):
+        before = marked[last:match.start()]
+        text.append(before)
+        length += len(before)
+        spans.append((length, length + len(match.group(1))))
+        text.append(match.group(1))
+        length += len(match.group(1))
+        last = match.end()
+    text.append(marked[last:])
+    return "".join(text), tuple(spans)
+
+
+def load(path: str = DATA) -> list[NameCaption]:
+    captions = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip() or line.startswith("#"):
+                continue
+            split, domain, marked = line.rstrip("\n").split("\t")
+            text, spans = parse_marked(marked)
+            captions.append(NameCaption(split, domain, text, spans))
+    return captions
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    true_positives: int
+    predicted: int
+    gold: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.predicted if self.predicted else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.gold if self.gold else 1.0
+
+
+def score(captions: Iterable[NameCaption], find: Callable[[str], list[tuple[int, int]]],
+          errors: list | None = None) -> Score:
+    """Exact span matching: a predicted span counts only when start and end are both right."""
+    tp = predicted = gold = 0
+    for caption in captions:
+        found = set(map(tuple, find(caption.text)))
+        truth = set(caption.spans)
+        tp += len(found & truth)
+        predicted += len(found)
+        gold += len(truth)
+        if errors is not None and found != truth:
+            errors.append((caption.text, sorted(truth), sorted(found)))
+    return Score(tp, predicted, gold)
+
+
+def main() -> int:
+    from filters.names import default_masker
+
+    captions = load()
+    masker = default_masker()
+    for split in ("dev", "heldout"):
+        errors: list = []
+        part = [c for c in captions if c.split == split]
+        s = score(part, masker.find, errors)
+        print(f"{split}: {len(part)} captions, {sum(bool(c.spans) for c in part)} with names, "
+              f"{s.gold} names: precision {s.precision:.3f} recall {s.recall:.3f}")
+        if "-v" in sys.argv:
+            for text, truth, found in errors:
+                print("   ", text, "gold", [text[a:b] for a, b in truth], "found", [text[a:b] for a, b in found])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Sensitive words: the contract, recall per category, false positives on tricky captions."""
+
+import importlib.resources
+
+import pytest
+
+from filters.sensitive import SensitiveWordMatcher, parse_word_list
+
+# Captions that must be hit: each category of the default list, in ordinary sentences.
+HITS = {
+    "pornography": ["免费色情视频在线看", "同城约炮交友", "裸聊视频加微信", "成人电影下载", "招嫖小卡片"],
+    "gambling": ["网络赌博平台注册送彩金", "百家乐技巧", "六合彩开奖结果", "澳门赌场线上开户", "时时彩计划"],
+    "drugs": ["出售冰毒", "海洛因包装袋", "大麻种子出售", "摇头丸批发", "K粉价格"],
+    "weapons": ["枪支弹药出售", "仿真枪网购", "自制炸弹教程", "雷管炸药", "管制刀具军刺"],
+    "fraud": ["代开发票联系我", "办假证刻章", "信用卡套现秒到", "网络诈骗团伙", "裸贷借款"],
+    "violence": ["街头砍人视频", "血腥碎尸现场", "恐怖袭击画面", "买凶杀人", "虐杀小猫视频"],
+}
+# Innocent captions that contain a listed string or sit close to one.
+INNOCENT = [
+    "暖色情调的客厅装修", "特色情侣装", "蓝色情人节海报", "金色情缘婚纱摄影", "景色情景交融",
+    "凉拌蛋黄片", "姜黄片泡水", "中药大黄片", "大麻花天津特产", "遇到大麻烦了", "大麻袋装土豆",
+    "电钻手枪钻", "玩具手枪儿童", "自行车打气枪", "杀人鲸表演", "血腥玛丽鸡尾酒", "鸦片战争博物馆",
+    "现代考古发现", "年代考证", "狼人杀游戏", "杀人游戏卡牌", "赌气不说话", "博物馆彩陶", "炸酱面",
+    "冰糖雪梨", "毒蘑菇科普", "刀削面", "雷阵雨天气", "射箭比赛", "枪乌贼料理", "麻辣香锅",
+]
+
+
+@pytest.mark.parametrize("category", sorted(HITS))
+def test_recall_per_category(category):
+    matcher = SensitiveWordMatcher.default()
+    missed = [c for c in HITS[category] if not matcher.find(c)]
+    assert not missed
+
+
+def test_no_false_positives_on_tricky_innocent_captions():
+    matcher = SensitiveWordMatcher.default()
+    hits = {c: matcher.find(c) for c in INNOCENT}
+    assert {c: h for c, h in hits.items() if h} == {}
+
+
+def test_find_returns_each_word_once_in_order():
+    matcher = SensitiveWordMatcher(["赌博", "冰毒"])
+    assert matcher.find("冰毒和赌博，还有冰毒") == ["冰毒", "赌博"]
+    assert matcher.find("一只猫") == []
+    assert matcher.find("") == []
+
+
+def test_allow_list_only_covers_hits_inside_the_allowed_phrase():
+    matcher = SensitiveWordMatcher(["色情"], allow=["暖色情调"])
+    assert matcher.find("暖色情调") == []
+    assert matcher.find("暖色情调，色情网站") == ["色情"]
+
+
+def test_matching_folds_width_and_case_and_answers_with_the_entry_as_given():
+    matcher = SensitiveWordMatcher(["porn", "冰毒", "XXX视频"])
+    assert matcher.find("PORN 视频") == ["porn"]
+    assert matcher.find("ｐｏｒｎ") == ["porn"]
+    assert matcher.find("免费xxx视频") == ["XXX视频"]
+
+
+def test_a_single_string_is_not_a_word_list():
+    with pytest.raises(TypeError):
+        SensitiveWordMatcher("赌博")
+
+
+def test_a_listed_word_in_the_allow_list_stays_listed():
+    assert SensitiveWordMatcher(["赌博"], allow=["赌博"]).find("赌博") == ["赌博"]
+
+
+def test_empty_word_list_is_an_error():
+    with pytest.raises(ValueError):
+        SensitiveWordMatcher([])
+
+
+def test_lists_from_files_replace_or_extend(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("# mine\n榴莲\n\n", encoding="utf-8")
+    allow = tmp_path / "allow.txt"
+    allow.write_text("榴莲酥\n", encoding="utf-8")
+    replaced = SensitiveWordMatcher.from_files([str(words)], [str(allow)])
+    assert replaced.find("榴莲") == ["榴莲"] and replaced.find("榴莲酥") == [] and replaced.find("冰毒") == []
+    extended = SensitiveWordMatcher.from_files(extra_words=[str(words)])
+    assert extended.find("榴莲") == ["榴莲"] and extended.find("冰毒") == ["冰毒"]
+
+
+def test_default_lists_ship_with_the_package():
+    data = importlib.resources.files("filters").joinpath("data")
+    for name in ("sensitive_words.txt", "sensitive_allow.txt", "surnames.txt", "person_names.txt",
+                 "non_person_names.txt"):
+        assert parse_word_list(data.joinpath(name).read_text(encoding="utf-8").splitlines())
+
+
+def test_setup_cfg_installs_the_data_files():
+    import configparser
+    import pathlib
+
+    config = configparser.ConfigParser()
+    config.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
+    assert "data/*.txt" in config["options.package_data"]["filters"]

@@ -1,0 +1,390 @@
+"""The filter stage on Beam: the generic DoFn in a TestPipeline (outputs and counters), the whole
+job on synthetic shards (every pair gets the generator's expected reason), both runners, resume
+after a kill, bad inputs, and readers other than pyarrow."""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import os
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from filters.names import MASK
+from filters.text import normalise_caption
+from pipelines import filter as filter_job
+from pipelines import schema, synthetic
+from pipelines.beam_options import pipeline_options
+from pipelines.filter_records import FilterConfig
+from pipelines.stats import find_cjk_font
+
+QUIET = dict(log=lambda message: None)
+
+
+def _pairs(n=240, seed=11):
+    return synthetic.generate_pairs(n, seed=seed, size=224)
+
+
+def _expected(pairs, dedup_images):
+    """rank -> the drop reason DESIGN.md's rules give (None: kept)."""
+    expected = {}
+    for p in pairs:
+        reason = p.expected_reason
+        if reason == "duplicate_image" and not dedup_images:
+            reason = None
+        expected[p.index] = reason
+    return expected
+
+
+def _read_dir(directory, kind):
+    rows = []
+    for path in schema.list_shards(directory):
+        rows += schema.read_shard(path, schema.SCHEMAS[kind]).to_pylist()
+    return rows
+
+
+def _outcomes(output):
+    """rank -> drop reason or None, from the output shards; no rank may appear twice."""
+    outcomes = {}
+    for row in _read_dir(os.path.join(output, "clean"), "clean"):
+        assert row["rank"] not in outcomes
+        outcomes[row["rank"]] = None
+    for row in _read_dir(os.path.join(output, "rejects"), "reject"):
+        assert row["rank"] not in outcomes
+        outcomes[row["rank"]] = row["drop_reason"]
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("raw"))
+    synthetic.write_raw_shards(_pairs(), directory, rows_per_shard=80)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def default_run(raw_dir, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("filtered"))
+    funnel = filter_job.run_filter(raw_dir, output, FilterConfig(), **QUIET)
+    return output, funnel
+
+
+# --------------------------------------------------------------------------------------------
+# The generic DoFn in a TestPipeline
+# --------------------------------------------------------------------------------------------
+
+
+def test_filter_pairs_outputs_and_counters():
+    pairs = _pairs(160, seed=4)
+    records = []
+    for p in pairs:
+        record = p.to_raw_record()
+        record["_shard"], record["_row"] = 0, p.index
+        records.append(record)
+    first_by_url = {}
+    for p in pairs:
+        if p.status == schema.STATUS_SUCCESS:
+            first_by_url.setdefault(p.url, (0, p.index))
+    counts = collections.Counter(p.url for p in pairs if p.status == schema.STATUS_SUCCESS)
+    winners = [(url, pos) for url, pos in first_by_url.items() if counts[url] > 1]
+    hot = [(synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES)]
+    expected = _expected(pairs, dedup_images=False)
+
+    pipeline = BeamTestPipeline(options=pipeline_options([]))
+    clean, rejects = ((pipeline | "Records" >> beam.Create(records),
+                       pipeline | "Winners" >> beam.Create(winners),
+                       pipeline | "Hot" >> beam.Create(hot))
+                      | filter_job.FilterPairs(FilterConfig()))
+    assert_that(clean | "CleanRanks" >> beam.Map(lambda r: r["rank"]),
+                equal_to([i for i, r in expected.items() if r is None]), label="CheckClean")
+    assert_that(rejects | "RejectReasons" >> beam.Map(lambda r: (r["rank"], r["drop_reason"], "image" in r)),
+                equal_to([(i, r, False) for i, r in expected.items() if r is not None]), label="CheckRejects")
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(MetricsFilter().with_namespace("filters"))["counters"]}
+    want = collections.Counter("kept" if r is None else r for r in expected.values())
+    assert counters == dict(want)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole job
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_pair_gets_the_expected_reason(default_run):
+    output, funnel = default_run
+    pairs = _pairs()
+    assert _outcomes(output) == _expected(pairs, dedup_images=False)
+    # Kept captions are normalised and their names masked; the text as found stays.
+    clean = {row["rank"]: row for row in _read_dir(os.path.join(output, "clean"), "clean")}
+    named = [p for p in pairs if p.has_person_name and p.expected_reason is None]
+    assert named
+    for p in named:
+        assert clean[p.index]["caption"].startswith(MASK), clean[p.index]["caption"]
+        assert clean[p.index]["caption_raw"] == p.caption
+    for p in pairs:
+        if p.index in clean and not p.has_person_name:
+            assert clean[p.index]["caption"] == normalise_caption(p.caption)
+            assert clean[p.index]["image"] == p.image
+
+
+def test_funnel_adds_up_and_is_written(default_run):
+    output, funnel = default_run
+    schema.validate_funnel(funnel)
+    with open(os.path.join(output, "funnel.json"), encoding="utf-8") as handle:
+        assert json.load(handle) == funnel
+    expected = collections.Counter(r for r in _expected(_pairs(), False).values())
+    dropped = {reason: n for stage in funnel["stages"] for reason, n in stage["dropped"].items()}
+    assert dropped == {r: n for r, n in expected.items() if r is not None}
+    assert funnel["input"] == len(_pairs()) and funnel["output"] == expected[None]
+    assert [s["stage"] for s in funnel["stages"]][:3] == ["download", "url_dedup", "image_size"]
+
+
+def test_stats_and_word_cloud(default_run):
+    output, funnel = default_run
+    with open(os.path.join(output, "stats.json"), encoding="utf-8") as handle:
+        stats = json.load(handle)
+    assert stats["pairs"] == funnel["output"]
+    assert stats["unique_tokens"] > 20
+    per_caption = stats["tokens_per_caption"]
+    assert 3 < per_caption["mean"] < 20 and per_caption["std"] > 0 and per_caption["median"] >= 1
+    assert stats["captions_with_masked_names"] == sum(
+        p.has_person_name and p.expected_reason is None for p in _pairs())
+    if find_cjk_font():
+        assert os.path.getsize(os.path.join(output, "wordcloud.png")) > 1000
+
+
+def test_image_dedup_is_optional_and_has_its_own_reason(raw_dir, tmp_path):
+    output = str(tmp_path / "out")
+    funnel = filter_job.run_filter(raw_dir, output, FilterConfig(dedup_images=True), word_cloud=False, **QUIET)
+    assert _outcomes(output) == _expected(_pairs(), dedup_images=True)
+    assert funnel["stages"][-1]["stage"] == "image_dedup"
+    assert funnel["stages"][-1]["dropped"]["duplicate_image"] > 0
+
+
+def test_portable_runner_gives_identical_outputs(raw_dir, default_run, tmp_path):
+    reference, reference_funnel = default_run
+    output = str(tmp_path / "portable")
+    funnel = filter_job.run_filter(
+        raw_dir, output, FilterConfig(),
+        ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+        word_cloud=False, **QUIET)
+    assert funnel == reference_funnel
+    for kind in ("clean", "rejects"):
+        ours, theirs = sorted(glob.glob(f"{output}/{kind}/*.parquet")), sorted(glob.glob(f"{reference}/{kind}/*.parquet"))
+        assert [os.path.basename(p) for p in ours] == [os.path.basename(p) for p in theirs]
+        for a, b in zip(ours, theirs):
+            assert pq.read_table(a).equals(pq.read_table(b)), a
+    for name in ("stats.json",):
+        with open(os.path.join(output, name)) as a, open(os.path.join(reference, name)) as b:
+            assert json.load(a) == json.load(b)
+
+
+# --------------------------------------------------------------------------------------------
+# Resume, bad inputs
+# --------------------------------------------------------------------------------------------
+
+
+def test_rerun_after_a_kill_resumes_without_loss_or_doubles(raw_dir, default_run, tmp_path):
+    reference, reference_funnel = default_run
+    output = str(tmp_path / "resumed")
+    filter_job.run_filter(raw_dir, output, FilterConfig(), word_cloud=False, **QUIET)
+    # A kill midway: shard 1's clean file never got its final name, a temporary is left behind,
+    # shard 2 was never started, the report was not written.
+    os.remove(f"{output}/clean/part-00001.parquet")
+    os.remove(f"{output}/clean/part-00002.parquet")
+    os.remove(f"{output}/rejects/part-00002.parquet")
+    open(f"{output}/clean/.part-00001.parquet.tmp-dead", "wb").write(b"half a shard")
+    os.remove(f"{output}/funnel.json")
+    messages = []
+    funnel = filter_job.run_filter(raw_dir, output, FilterConfig(), word_cloud=False, log=messages.append)
+    assert "2 shards to filter (1 already done)" in messages[0]
+    assert funnel == reference_funnel
+    assert _outcomes(output) == _outcomes(reference)
+    assert not glob.glob(f"{output}/clean/.*")
+    # A rerun of a finished job redoes nothing and changes nothing.
+    messages.clear()
+    assert filter_job.run_filter(raw_dir, output, FilterConfig(), word_cloud=False, log=messages.append) == funnel
+    assert "0 shards to filter" in messages[0]
+
+
+def test_outputs_of_another_configuration_are_refused(raw_dir, default_run, tmp_path):
+    output = str(tmp_path / "out")
+    filter_job.run_filter(raw_dir, output, FilterConfig(), word_cloud=False, **QUIET)
+    other = FilterConfig(dedup_images=True)
+    with pytest.raises(filter_job.FilterInputError, match="--overwrite"):
+        filter_job.run_filter(raw_dir, output, other, word_cloud=False, **QUIET)
+    funnel = filter_job.run_filter(raw_dir, output, other, word_cloud=False, overwrite=True, **QUIET)
+    assert funnel["stages"][-1]["stage"] == "image_dedup"
+
+
+def test_a_truncated_raw_shard_is_a_clear_error_naming_it(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    synthetic.write_raw_shards(_pairs(120, seed=2), str(raw), rows_per_shard=60)
+    bad = raw / "part-00001.parquet"
+    bad.write_bytes(bad.read_bytes()[:300])
+    with pytest.raises(schema.ShardReadError, match="part-00001.parquet"):
+        filter_job.run_filter(str(raw), str(tmp_path / "out"), FilterConfig(), **QUIET)
+    assert filter_job.main(["--input", str(raw), "--output", str(tmp_path / "out2")]) == 2
+    assert "part-00001.parquet" in capsys.readouterr().err
+
+
+def test_empty_input_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(filter_job.FilterInputError, match="no raw shards"):
+        filter_job.run_filter(str(tmp_path / "raw"), str(tmp_path / "out"), FilterConfig(), **QUIET)
+
+
+def test_awkward_captions_are_counted_never_a_crash(tmp_path):
+    base = synthetic.generate_pairs(40, seed=9, size=224)
+    good = next(p for p in base if p.expected_reason is None and not p.has_person_name)
+    cases = {
+        None: "text_length",
+        "": "text_length",
+        "   \t ": "text_length",
+        "猫" * 100_000: "text_length",               # a 100 KB caption
+        "🐱🐶😀": "text_length",                     # emoji only
+        "ＨＥＬＬＯ，世界！": None,                    # full-width forms and punctuation
+        "繁體中文的標題，可愛的貓咪": None,              # traditional characters
+        "Nike 跑步鞋 😀 size 42": None,               # mixed scripts and emoji
+        "IMG_2033.JPG": "text_length",
+        "微信图片_20190101123456.jpg": "meaningless_caption",
+    }
+    records = []
+    for i, caption in enumerate(cases):
+        record = good.to_raw_record()
+        record.update(key=f"k{i}", url=f"https://img.example/{i}.jpg", caption=caption, caption_raw=caption, rank=i)
+        records.append(record)
+    raw = tmp_path / "raw"
+    schema.write_shard(str(raw / "part-00000.parquet"), records, schema.RAW_SCHEMA)
+    output = str(tmp_path / "out")
+    filter_job.run_filter(str(raw), output, FilterConfig(), word_cloud=False, **QUIET)
+    assert _outcomes(output) == {i: reason for i, reason in enumerate(cases.values())}
+
+
+def test_shards_are_readable_by_duckdb_and_hf_datasets(default_run):
+    output, funnel = default_run
+    import duckdb
+    from datasets import load_dataset
+
+    pattern = os.path.join(output, "clean", "*.parquet")
+    count, with_image = duckdb.sql(
+        f"select count(*), count(image) from read_parquet('{pattern}')").fetchall()[0]
+    assert count == with_image == funnel["output"]
+    reasons = dict(duckdb.sql(
+        f"select drop_reason, count(*) from read_parquet('{output}/rejects/*.parquet') group by 1").fetchall())
+    assert sum(reasons.values()) == funnel["input"] - funnel["output"]
+    dataset = load_dataset("parquet", data_files=pattern, split="train")
+    assert len(dataset) == funnel["output"]
+    assert {"key", "url", "caption", "caption_raw", "image", "width", "height", "sha256", "query"} <= set(dataset.column_names)
+
+
+def test_cli_help_explains_itself(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        filter_job.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--input", "--output", "--dedup-images", "--font", "--sensitive-words", "--runner"):
+        assert flag in text
+
+
+def test_crawl_local_engine_output_filters_into_readable_shards(tmp_path):
+    """The crawl stage's offline output -> `python -m pipelines.filter` (what `make filter` runs)
+    -> shards that pyarrow, DuckDB and Hugging Face datasets read."""
+    crawl_local = pytest.importorskip("pipelines.crawl_local")
+    import duckdb
+    from datasets import load_dataset
+
+    raw, output = str(tmp_path / "raw"), str(tmp_path / "filter")
+    assert crawl_local.main(["--output", raw, "--queries", "6", "--per-query", "5", "--stall", "1"]) == 0
+    assert filter_job.main(["--input", raw, "--output", output, "--no-word-cloud"]) == 0
+    with open(os.path.join(output, "funnel.json"), encoding="utf-8") as handle:
+        funnel = json.load(handle)
+    assert funnel["output"] > 0
+    pattern = os.path.join(output, "clean", "*.parquet")
+    assert sum(pq.read_table(p).num_rows for p in glob.glob(pattern)) == funnel["output"]
+    assert duckdb.sql(f"select count(*) from read_parquet('{pattern}')").fetchall()[0][0] == funnel["output"]
+    assert len(load_dataset("parquet", data_files=pattern, split="train")) == funnel["output"]
+
+
+def test_frequency_is_counted_globally_after_url_dedup_before_other_rules(tmp_path):
+    """10 occurrences kept, 11 dropped; a URL duplicate does not count; a pair that another rule
+    drops still counts; occurrences spread over shards are added up."""
+    good = next(p for p in synthetic.generate_pairs(40, seed=9, size=224)
+                if p.expected_reason is None and not p.has_person_name)
+    small = synthetic.encode_image(synthetic.draw_scene(good.scene, 120, 120))
+    rows = []
+
+    def add(caption, url, image=None, size=None):
+        record = good.to_raw_record()
+        width, height = size or (good.width, good.height)
+        record.update(key=schema.url_key(url), url=url, caption=caption, caption_raw=caption, rank=len(rows),
+                      image=image or good.image, width=width, height=height)
+        rows.append(record)
+
+    for i in range(10):
+        add("蓝色背景上的十个圆", f"https://a.example/{i}.jpg")              # 10: kept
+    for i in range(11):
+        add("红色背景上的十一个圆", f"https://b.example/{i}.jpg")            # 11: dropped
+    for i in range(10):
+        add("绿色背景上的圆", f"https://c.example/{i}.jpg")
+    add("绿色背景上的圆", "https://c.example/0.jpg")                          # a URL duplicate: still 10
+    for i in range(10):
+        add("黄色背景上的圆", f"https://d.example/{i}.jpg")
+    add("黄色背景上的圆", "https://d.example/small.jpg", small, (120, 120))  # 11th, too small itself
+    raw = tmp_path / "raw"
+    half = len(rows) // 2
+    schema.write_shard(str(raw / "part-00000.parquet"), rows[:half], schema.RAW_SCHEMA)
+    schema.write_shard(str(raw / "part-00001.parquet"), rows[half:], schema.RAW_SCHEMA)
+    output = str(tmp_path / "out")
+    filter_job.run_filter(str(raw), output, FilterConfig(), word_cloud=False, **QUIET)
+    outcomes = _outcomes(output)
+    by_caption = collections.defaultdict(collections.Counter)
+    for row in rows:
+        by_caption[row["caption"]][outcomes[row["rank"]]] += 1
+    assert by_caption["蓝色背景上的十个圆"] == {None: 10}
+    assert by_caption["红色背景上的十一个圆"] == {"frequent_caption": 11}
+    assert by_caption["绿色背景上的圆"] == {None: 10, "duplicate_url": 1}
+    assert by_caption["黄色背景上的圆"] == {"frequent_caption": 10, "image_too_small": 1}
+
+
+def test_sensitive_lists_are_extended_by_flag(tmp_path):
+    good = next(p for p in synthetic.generate_pairs(40, seed=9, size=224)
+                if p.expected_reason is None and not p.has_person_name)
+    rows = []
+    for i, caption in enumerate(["榴莲味的冰淇淋", "榴莲酥礼盒", "香草味的冰淇淋"]):
+        record = good.to_raw_record()
+        record.update(key=f"k{i}", url=f"https://e.example/{i}.jpg", caption=caption, caption_raw=caption, rank=i)
+        rows.append(record)
+    raw = tmp_path / "raw"
+    schema.write_shard(str(raw / "part-00000.parquet"), rows, schema.RAW_SCHEMA)
+    words, allow = tmp_path / "words.txt", tmp_path / "allow.txt"
+    words.write_text("榴莲\n", encoding="utf-8")
+    allow.write_text("榴莲酥\n", encoding="utf-8")
+    output = str(tmp_path / "out")
+    assert filter_job.main(["--input", str(raw), "--output", output, "--no-word-cloud",
+                            "--extra-sensitive-words", str(words), "--extra-sensitive-allow", str(allow)]) == 0
+    assert _outcomes(output) == {0: "sensitive_word", 1: None, 2: None}
+    assert filter_job.main(["--input", str(raw), "--output", str(tmp_path / "o2"),
+                            "--sensitive-words", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_an_edited_word_list_makes_old_outputs_stale(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write_raw_shards(_pairs(120, seed=6), str(raw), rows_per_shard=120)
+    words = tmp_path / "words.txt"
+    words.write_text("榴莲\n", encoding="utf-8")
+    config = FilterConfig(extra_sensitive_words=(str(words),))
+    output = str(tmp_path / "out")
+    filter_job.run_filter(str(raw), output, config, word_cloud=False, **QUIET)
+    words.write_text("榴莲\n圆形\n", encoding="utf-8")  # same path, new content
+    with pytest.raises(filter_job.FilterInputError):
+        filter_job.run_filter(str(raw), output, config, word_cloud=False, **QUIET)
