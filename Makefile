@@ -27,6 +27,24 @@ synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0
 
 # --- crawl targets ---
+QUERIES_FILE ?= runs/queries.txt
+CRAWL_OUT ?= runs/crawl/raw
+# Empty: crawl the local engine (offline). SEARCH_BASE_URL=https://image.baidu.com reaches Baidu.
+SEARCH_BASE_URL ?=
+CRAWL_ARGS ?=
+.PHONY: queries crawl
+
+queries: ## write the default 200K query list (jieba dictionary, by frequency) to runs/queries.txt
+	@mkdir -p $(dir $(QUERIES_FILE))
+	$(PY) -m crawler.queries --output $(QUERIES_FILE)
+
+crawl: ## crawl the local engine offline into runs/crawl/raw (SEARCH_BASE_URL=https://image.baidu.com: real Baidu)
+ifeq ($(SEARCH_BASE_URL),)
+	$(PY) -m pipelines.crawl_local --output $(CRAWL_OUT) $(CRAWL_ARGS)
+else
+	@test -f $(QUERIES_FILE) || $(MAKE) --no-print-directory queries
+	$(PY) -m pipelines.crawl --queries $(QUERIES_FILE) --output $(CRAWL_OUT) --search-base-url $(SEARCH_BASE_URL) $(CRAWL_ARGS)
+endif
 
 # --- filter targets ---
 INPUT ?= runs/crawl/raw

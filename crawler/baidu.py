@@ -1,0 +1,425 @@
+"""Baidu image search through its acjson endpoint (the JSON the result page loads while scrolling).
+
+    GET {base}/search/acjson?tn=resultjson_com&ipn=rj&word=QUERY&pn=OFFSET&rn=30&...
+
+Contracts (DESIGN.md): `decode_objurl`, `parse_acjson` and `SearchHit`. The same client talks to
+the real engine (`https://image.baidu.com`) and to the local engine of the tests and the demo; only
+the base URL differs.
+
+What Baidu does that a parser must survive:
+- `objURL`/`fromURL` are obfuscated with a substring map and then a per-character map;
+- bodies may hold invalid JSON escapes (`\\'`) and end `data` with an empty object `{}`;
+- an anti-spider answer is `{"antiFlag":1,"message":"Forbid spider access"}`, or a redirect to a
+  captcha page: both raise `SearchBlocked`, never "no results".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+
+from crawler.captions import collapse_whitespace, strip_markup
+from crawler.errors import SearchBlocked, SearchResponseError
+from crawler.ratelimit import RateLimiter
+
+BAIDU_BASE_URL = "https://image.baidu.com"
+ACJSON_PATH = "/search/acjson"
+PROJECT_TOKEN = "wukong-pipeline/0.1"
+BROWSER_USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      "Chrome/120.0.0.0 Safari/537.36")
+
+# --------------------------------------------------------------------------------------------
+# objURL cipher (as documented by public crawlers such as icrawler)
+# --------------------------------------------------------------------------------------------
+
+_SUBSTRINGS = (("_z2C$q", ":"), ("_z&e3B", "."), ("AzdH3F", "/"))
+_CHARS = dict(zip("wkv1ju2it3hs4g5rq6fp7eo8dn9cm0bla", "abcdefghijklmnopqrstuvw1234567890"))
+_DECODE_TABLE = str.maketrans(_CHARS)
+_ENCODE_TABLE = str.maketrans({v: k for k, v in _CHARS.items()})
+
+
+def decode_objurl(s: str) -> str:
+    """Baidu's obfuscated objURL/fromURL to a plain URL. A URL that is already plain
+    (starts with http:// or https://) is returned unchanged."""
+    if s.startswith(("http://", "https://")):
+        return s
+    for cipher, plain in _SUBSTRINGS:
+        s = s.replace(cipher, plain)
+    return s.translate(_DECODE_TABLE)
+
+
+def encode_objurl(url: str) -> str:
+    """The inverse of `decode_objurl`, for engines that serve Baidu's format (the local engine).
+
+    Only URLs whose characters the cipher maps back one to one round-trip: lower-case letters
+    a-w, digits and the characters the cipher leaves alone (x, y, z, '-', '_', ...)."""
+    s = url.translate(_ENCODE_TABLE)
+    for cipher, plain in _SUBSTRINGS:
+        s = s.replace(plain, cipher)
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    """One image result: the image URL, its caption (the page title), the size the engine claims
+    (0 when it does not say), the page it was found on (may be ""), the query and the 0-based
+    rank within the query's results."""
+
+    url: str
+    caption: str
+    width: int
+    height: int
+    page_url: str
+    query: str
+    rank: int
+
+
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_VALID_ESCAPES = set('"\\/bfnrtu')
+_BLOCK_MARKERS = ("antiFlag", "Forbid spider access", "wappass.baidu.com", "captcha", "安全验证")
+
+
+def _repair_escapes(text: str) -> str:
+    """Drop the backslash of escapes JSON does not know (Baidu writes \\' for ')."""
+    return _ESCAPE.sub(lambda m: m.group(0) if m.group(1) in _VALID_ESCAPES else m.group(1), text)
+
+
+def _load_json(body: str | bytes) -> Any:
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    text = text.strip()
+    if not text.startswith(("{", "[")):
+        if any(marker in text for marker in _BLOCK_MARKERS):
+            raise SearchBlocked(f"captcha/anti-spider page instead of JSON: {text[:80]!r}")
+        raise SearchResponseError(f"not JSON (starts with {text[:40]!r})")
+    try:
+        return json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return json.loads(_repair_escapes(text), strict=False)
+    except json.JSONDecodeError as err:
+        raise SearchResponseError(f"malformed JSON: {err}") from err
+
+
+def parse_acjson(body: str | bytes, query: str | None = None, start_rank: int = 0) -> list[SearchHit]:
+    """The image hits of one acjson page, in page order.
+
+    Raises `SearchBlocked` on an anti-spider answer and `SearchResponseError` on a body that is
+    not a result page. Tolerates invalid escapes and empty objects in `data`; an entry without
+    any usable image URL is skipped. `query` defaults to the page's own `queryExt`; ranks count
+    from `start_rank`.
+    """
+    page = _load_json(body)
+    if not isinstance(page, dict):
+        raise SearchResponseError(f"top-level JSON is a {type(page).__name__}, not an object")
+    if page.get("antiFlag"):
+        raise SearchBlocked(str(page.get("message") or "antiFlag set"))
+    data = page.get("data", [])
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise SearchResponseError(f"'data' is a {type(data).__name__}, not a list")
+    if query is None:
+        query = str(page.get("queryExt") or "")
+    hits = []
+    for entry in data:
+        hit = _hit_from_entry(entry, query, start_rank + len(hits))
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
+def _hit_from_entry(entry: Any, query: str, rank: int) -> SearchHit | None:
+    if not isinstance(entry, dict) or not entry:
+        return None
+    url = _image_url(entry)
+    if not url:
+        return None
+    return SearchHit(url=url, caption=_caption(entry), width=_int(entry.get("width")),
+                     height=_int(entry.get("height")), page_url=_page_url(entry), query=query, rank=rank)
+
+
+def _first_replace(entry: Mapping[str, Any], field: str) -> str:
+    replaced = entry.get("replaceUrl")
+    if isinstance(replaced, list):
+        for item in replaced:
+            if isinstance(item, dict) and isinstance(item.get(field), str) and item[field]:
+                return item[field]
+    return ""
+
+
+def _plain(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def _decoded(entry: Mapping[str, Any], field: str) -> str:
+    """The entry's obfuscated `field` decoded, or "" when that does not give an http(s) URL."""
+    value = entry.get(field)
+    decoded = decode_objurl(value) if isinstance(value, str) and value else ""
+    return decoded if _plain(decoded) else ""
+
+
+def _image_url(entry: Mapping[str, Any]) -> str:
+    """objURL decoded; else replaceUrl[].ObjURL; else middleURL; else thumbURL."""
+    for candidate in (_decoded(entry, "objURL"), _first_replace(entry, "ObjURL"), entry.get("middleURL"),
+                      entry.get("thumbURL")):
+        if isinstance(candidate, str) and _plain(candidate):
+            return candidate
+    return ""
+
+
+def _page_url(entry: Mapping[str, Any]) -> str:
+    """fromURL decoded; else replaceUrl[].FromURL; else ""."""
+    for candidate in (_decoded(entry, "fromURL"), _first_replace(entry, "FromURL")):
+        if _plain(candidate):
+            return candidate
+    return ""
+
+
+def _caption(entry: Mapping[str, Any]) -> str:
+    """fromPageTitleEnc, else fromPageTitle without its tags; entities decoded, spaces collapsed."""
+    title = entry.get("fromPageTitleEnc")
+    if not isinstance(title, str) or not title.strip():
+        title = entry.get("fromPageTitle")
+    if not isinstance(title, str):
+        return ""
+    return collapse_whitespace(strip_markup(title))
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------
+
+
+def acjson_params(query: str, pn: int, rn: int) -> dict[str, str]:
+    """The query string the result page's own scrolling sends (the browser's usual parameters)."""
+    return {
+        "tn": "resultjson_com", "ipn": "rj", "ct": "201326592", "is": "", "fp": "result",
+        "queryWord": query, "cl": "2", "lm": "-1", "ie": "utf-8", "oe": "utf-8", "adpicid": "",
+        "st": "-1", "z": "", "ic": "0", "hd": "", "latest": "", "copyright": "", "word": query,
+        "s": "", "se": "", "tab": "", "width": "", "height": "", "face": "0", "istype": "2",
+        "qc": "", "nc": "1", "fr": "", "expermode": "", "force": "", "pn": str(pn), "rn": str(rn),
+        "gsm": format(pn, "x"),
+    }
+
+
+def acjson_url(base_url: str, query: str, pn: int, rn: int) -> str:
+    return f"{base_url.rstrip('/')}{ACJSON_PATH}?{urlencode(acjson_params(query, pn, rn))}"
+
+
+def search_headers(user_agent: str, base_url: str) -> dict[str, str]:
+    """The headers the result page's requests carry."""
+    return {
+        "User-Agent": user_agent,
+        "Accept": "text/plain, */*; q=0.01",
+        "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+        "Referer": base_url.rstrip("/") + "/",
+        "X-Requested-With": "XMLHttpRequest",
+    }
+
+
+QUERY_OK = "ok"
+QUERY_NO_RESULTS = "no_results"
+QUERY_BLOCKED = "blocked"
+QUERY_ERROR = "search_error"
+QUERY_STATUSES = (QUERY_OK, QUERY_NO_RESULTS, QUERY_BLOCKED, QUERY_ERROR)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """How one worker searches. Defaults follow the paper (at most 1000 results per query) and
+    are polite to the real engine: one page request per second per worker."""
+
+    base_url: str = BAIDU_BASE_URL
+    max_results: int = 1000
+    page_size: int = 30
+    requests_per_second: float = 1.0  # per worker; 0 = unlimited (local engine only)
+    retries: int = 3  # after a blocked answer or a transient error, per page
+    backoff_s: float = 30.0  # first wait after a blocked answer; doubles each retry, with jitter
+    backoff_max_s: float = 600.0
+    timeout_s: float = 20.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    user_agent: str = f"{BROWSER_USER_AGENT} {PROJECT_TOKEN}"
+    warm_up: bool = True  # GET the home page first so the session carries Baidu's cookies
+
+    def __post_init__(self):
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.max_results <= 0:
+            raise ValueError("max_results must be positive")
+        if not 1 <= self.page_size <= 100:
+            raise ValueError("page_size must be in 1..100 (Baidu serves 30 or 60)")
+        for name in ("requests_per_second", "backoff_s", "backoff_max_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.timeout_s <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("timeout_s and max_body_bytes must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    """What searching one query gave: its hits (ranked 0..n-1, URLs unique within the query),
+    a status from QUERY_STATUSES, the number of pages fetched and an error message."""
+
+    query: str
+    status: str
+    hits: tuple[SearchHit, ...]
+    pages: int
+    error_message: str | None = None
+
+
+class _Transient(Exception):
+    """A page request that may succeed when repeated (timeout, reset, 5xx, 429)."""
+
+
+async def read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    """Read a body until its end or until it exceeds `cap` bytes (then cap + 1 bytes are
+    returned, and the rest is never read)."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= cap:
+        part = await stream.read(cap + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [base*2^attempt/2, base*2^attempt]."""
+    ceiling = min(max_s, base_s * (2 ** attempt))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+class SearchClient:
+    """Searches queries on a Baidu-format engine through one aiohttp session (built by the
+    caller inside its event loop). One instance per worker: its rate limiter is per worker."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: SearchConfig, seed: int = 0):
+        self.session = session
+        self.config = config
+        self.limiter = RateLimiter(config.requests_per_second)
+        self._rng = random.Random(seed)
+        self._warmed = False
+
+    async def warm_up(self) -> None:
+        """GET the home page once so that the session has the engine's cookies. Failure is not
+        fatal (the first page request will tell)."""
+        self._warmed = True
+        if not self.config.warm_up:
+            return
+        try:
+            await self.limiter.acquire()
+            async with self.session.get(self.config.base_url.rstrip("/") + "/",
+                                        headers=search_headers(self.config.user_agent, self.config.base_url),
+                                        timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
+                await read_capped(resp.content, self.config.max_body_bytes)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+
+    async def search(self, query: str) -> QueryResult:
+        """Page through `query` by `pn` until max_results, or until a page brings no new URL."""
+        if not self._warmed:
+            await self.warm_up()
+        cfg = self.config
+        hits: list[SearchHit] = []
+        seen: set[str] = set()
+        pages = 0
+        for pn in range(0, cfg.max_results, cfg.page_size):
+            try:
+                page = await self._page_with_retries(query, pn)
+            except SearchBlocked as err:
+                return QueryResult(query, QUERY_BLOCKED, tuple(hits), pages, f"blocked at pn={pn}: {err}")
+            except (SearchResponseError, _Transient) as err:
+                return QueryResult(query, QUERY_ERROR, tuple(hits), pages, f"pn={pn}: {err}")
+            pages += 1
+            new = [h for h in page if h.url not in seen]
+            if not new:
+                break
+            for hit in new:
+                if len(hits) == cfg.max_results:
+                    break
+                seen.add(hit.url)
+                hits.append(dataclasses.replace(hit, rank=len(hits), query=query))
+            if len(hits) >= cfg.max_results:
+                break
+        return QueryResult(query, QUERY_OK if hits else QUERY_NO_RESULTS, tuple(hits), pages)
+
+    async def _page_with_retries(self, query: str, pn: int) -> list[SearchHit]:
+        cfg = self.config
+        for attempt in range(cfg.retries + 1):
+            try:
+                return await self._page(query, pn)
+            except (SearchBlocked, _Transient):
+                if attempt == cfg.retries:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, cfg.backoff_s, cfg.backoff_max_s, self._rng))
+                self._warmed = False  # new cookies before the next try
+                await self.warm_up()
+        raise AssertionError("unreachable")
+
+    async def _page(self, query: str, pn: int) -> list[SearchHit]:
+        cfg = self.config
+        await self.limiter.acquire()
+        url = acjson_url(cfg.base_url, query, pn, cfg.page_size)
+        try:
+            async with self.session.get(url, headers=search_headers(cfg.user_agent, cfg.base_url),
+                                        allow_redirects=False,
+                                        timeout=aiohttp.ClientTimeout(total=cfg.timeout_s)) as resp:
+                if 300 <= resp.status < 400:
+                    location = resp.headers.get("Location", "")
+                    if any(marker in location for marker in _BLOCK_MARKERS):
+                        raise SearchBlocked(f"redirected to {location}")
+                    raise SearchResponseError(f"unexpected redirect {resp.status} to {location!r}")
+                if resp.status == 429 or resp.status >= 500:
+                    raise _Transient(f"HTTP {resp.status}")
+                if resp.status >= 400:
+                    raise SearchResponseError(f"HTTP {resp.status}")
+                body = await read_capped(resp.content, cfg.max_body_bytes)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise _Transient(f"{type(err).__name__}: {err}") from err
+        if len(body) > cfg.max_body_bytes:
+            raise SearchResponseError(f"answer larger than {cfg.max_body_bytes} bytes")
+        return parse_acjson(body, query=query, start_rank=pn)
+
+
+def new_search_session() -> aiohttp.ClientSession:
+    """A session for a SearchClient; call inside the event loop that will use it. Its cookie
+    jar also keeps cookies of IP-address hosts (aiohttp drops them by default), so the warm-up
+    works against a local engine on 127.0.0.1 exactly as against Baidu."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def search_many_sync(queries: Sequence[str], config: SearchConfig) -> list[QueryResult]:
+    """Search queries one after another in a private event loop (for scripts and tests)."""
+
+    async def run() -> list[QueryResult]:
+        async with new_search_session() as session:
+            client = SearchClient(session, config)
+            return [await client.search(q) for q in queries]
+
+    return asyncio.run(run())

@@ -1,0 +1,135 @@
+"""Where the downloader may connect: only http(s), and only to public addresses.
+
+A crawl follows URLs that strangers wrote, so a URL (or a redirect) pointing at 127.0.0.1, a
+private network or a cloud metadata service (169.254.169.254) must not be fetched. Two guards,
+because aiohttp skips its resolver for IP literals:
+
+- `check_destination` refuses an IP-literal host that is not public, before any connection;
+- `GuardedResolver` resolves host names and refuses them when any address they resolve to is not
+  public, so that a DNS name pointing inside cannot get through either (and it runs for every
+  connection, redirects included).
+
+Both let through what the explicit allow-list names (`--allow-host 127.0.0.1:PORT`): the tests
+and the demo serve from loopback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
+
+from crawler.errors import UnsafeDestination
+
+ALLOWED_SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class BadUrl(ValueError):
+    """Not an http(s) URL with a host."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AllowList:
+    """Destinations exempt from the public-address rule: entries are "host" (any port) or
+    "host:port"; hosts are names or IP addresses ("[::1]:8080" for IPv6 with a port)."""
+
+    entries: frozenset[tuple[str, int | None]] = frozenset()
+
+    @classmethod
+    def parse(cls, specs: Iterable[str]) -> "AllowList":
+        entries = set()
+        for spec in specs:
+            entries.add(_parse_host_port(spec))
+        return cls(frozenset(entries))
+
+    def allows(self, host: str, port: int | None) -> bool:
+        host = host.lower().strip("[]")
+        return (host, None) in self.entries or (host, port) in self.entries
+
+
+def _parse_host_port(spec: str) -> tuple[str, int | None]:
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("empty --allow-host entry")
+    if spec.startswith("["):  # [v6]:port
+        host, _, rest = spec[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif spec.count(":") == 1:
+        host, port = spec.split(":")
+    else:
+        host, port = spec, ""
+    if port and not port.isdigit():
+        raise ValueError(f"bad port in --allow-host {spec!r}")
+    return host.lower(), (int(port) if port else None)
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL; raises BadUrl otherwise."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as err:
+        raise BadUrl(f"unparsable URL: {err}") from err
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise BadUrl(f"scheme {scheme or '(none)'!r} is not http or https")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise BadUrl("URL has no host")
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def is_public_address(address: str) -> bool:
+    """False for loopback, private, link-local, multicast, reserved and unspecified addresses
+    (IPv4-mapped IPv6 addresses are judged by their IPv4 address)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                or ip.is_reserved or ip.is_unspecified)
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
+def check_destination(url: str, allow: AllowList) -> None:
+    """Raise BadUrl for a non-http(s) URL and UnsafeDestination for an IP-literal host that is
+    not public and not allowed. Host names are checked when they resolve (GuardedResolver)."""
+    _, host, port = split_url(url)
+    if _ip_literal(host) and not allow.allows(host, port) and not is_public_address(host.strip("[]")):
+        raise UnsafeDestination(f"refused non-public address {host}:{port} (not on --allow-host)")
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that refuses a host name when any of its addresses is not public,
+    unless the name or the address (with the port) is on the allow-list."""
+
+    def __init__(self, allow: AllowList, inner: AbstractResolver | None = None):
+        self.allow = allow
+        self.inner = inner or DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        infos = await self.inner.resolve(host, port, family)
+        if self.allow.allows(host, port):
+            return infos
+        for info in infos:
+            address = info["host"]
+            if not is_public_address(address) and not self.allow.allows(address, port):
+                raise UnsafeDestination(f"refused {host}:{port}: resolves to non-public address {address} "
+                                        f"(not on --allow-host)")
+        return infos
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -1,0 +1,57 @@
+"""Crawl the local search engine offline: start it, crawl it with `pipelines.crawl`, stop it.
+
+    python -m pipelines.crawl_local --output runs/crawl/raw [--queries 20 --per-query 8] [crawl flags...]
+
+The engine (`pipelines.local_catalog`) runs on 127.0.0.1 in this process; the crawl is the same
+command as against Baidu, with the engine's base URL, an `--allow-host` for it, no rate limit
+and short timeouts (its stalled images wait `--stall` seconds). Flags this module does not know go
+to `pipelines.crawl` (and from there to Beam), and override the defaults given here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from crawler.local_engine import LocalEngine
+from pipelines import crawl, schema
+from pipelines.local_catalog import build_catalog
+
+#: Flags for a local engine: no politeness needed towards ourselves, and quick timeouts.
+LOCAL_DEFAULTS = ("--search-rate", "0", "--search-backoff", "0.2", "--read-timeout", "0.8", "--total-timeout", "2",
+                  "--retries", "1", "--backoff", "0.1", "--max-bytes", "2000000", "--per-host-concurrency", "32",
+                  "--chunk-size", "5", "--progress-every", "2")
+
+
+def local_crawl_argv(base_url: str, allow_host: str, queries_file: str, output: str,
+                     extra: Sequence[str]) -> list[str]:
+    """The pipelines.crawl command line for the local engine (later flags win in argparse)."""
+    return ["--queries", queries_file, "--output", output, "--search-base-url", base_url,
+            "--allow-host", allow_host, *LOCAL_DEFAULTS, *extra]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.crawl_local",
+        description="Start the local Baidu-format engine with synthetic images, crawl it into raw shards "
+                    "with pipelines.crawl, and stop it. Unknown flags go to pipelines.crawl and Beam.")
+    parser.add_argument("--output", required=True, help="directory for the raw shards")
+    parser.add_argument("--queries", type=int, default=20, help="queries in the local catalog (default 20)")
+    parser.add_argument("--per-query", type=int, default=8, help="results per query (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stall", type=float, default=3.0,
+                        help="seconds a stalled image waits (default 3; the crawl's read timeout here is 0.8)")
+    args, extra = parser.parse_known_args(argv)
+    local = build_catalog(args.queries, args.per_query, args.seed, stall_s=args.stall)
+    schema.makedirs(args.output)
+    queries_file = schema.join(args.output, "..", "local_queries.txt")
+    with open(queries_file, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(local.queries) + "\n")
+    with LocalEngine(local.catalog) as engine:
+        print(f"[crawl] local engine at {engine.base_url}", file=sys.stderr, flush=True)
+        return crawl.main(local_crawl_argv(engine.base_url, engine.allow_host, queries_file, args.output, extra))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The crawl pipeline against the local engine (in a thread of the test process)."""
+
+import contextlib
+import hashlib
+import json
+import os
+import unicodedata
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from crawler.local_engine import LocalEngine
+from pipelines import crawl, schema
+from pipelines.beam_options import pipeline_options
+from pipelines.local_catalog import NO_RESULTS_QUERY, build_catalog
+
+
+@contextlib.contextmanager
+def running_catalog(**kw):
+    """(catalog, engine): `build_catalog(**kw)` served on 127.0.0.1 for the block's duration."""
+    catalog = build_catalog(**kw)
+    engine = LocalEngine(catalog.catalog).start()
+    try:
+        yield catalog, engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def local():
+    """A 12-query catalog (second query blocked at first, last always blocked) and its engine."""
+    with running_catalog(n_queries=12, per_query=6, seed=3, stall_s=3) as served:
+        yield served
+
+
+def crawl_argv(local, tmp_path, *extra, chunk_size=3):
+    catalog, engine = local
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    queries = tmp_path / "queries.txt"
+    queries.write_text("\n".join(catalog.queries) + "\n", encoding="utf-8")
+    return ["--queries", str(queries), "--output", str(tmp_path / "raw"), "--search-base-url", engine.base_url,
+            "--allow-host", engine.allow_host, "--search-rate", "0", "--search-backoff", "0.01",
+            "--search-retries", "1", "--read-timeout", "1", "--total-timeout", "2", "--retries", "1",
+            "--backoff", "0.01", "--max-bytes", "1000000", "--per-host-concurrency", "32",
+            "--chunk-size", str(chunk_size), "--progress-every", "0", *extra]
+
+
+def read_raw(output) -> pa.Table:
+    shards = schema.list_shards(str(output))
+    return pa.concat_tables([schema.read_shard(p, schema.RAW_SCHEMA) for p in shards])
+
+
+def image_path(url: str) -> str:
+    return url.split("/img/", 1)[1].removeprefix("private/")
+
+
+def expected_paths(catalog) -> dict[str, str]:
+    """path -> the first query (in crawl order) that finds it, skipping the always-blocked query."""
+    blocked = {q for q, mode in catalog.catalog.search_modes.items() if mode == "blocked"}
+    first = {}
+    for query in catalog.queries:
+        if query in blocked:
+            continue
+        for entry in catalog.catalog.results[query]:
+            first.setdefault(entry.path, query)
+    return first
+
+
+def test_pick_first_keeps_the_first_by_order_and_respects_claims():
+    def hit(chunk, order):
+        return {"chunk": chunk, "order": order, "url": "u"}
+
+    groups = [
+        ("a", [hit("c2", (2, 0, 5)), hit("c1", (1, 3, 9)), hit("c1", (1, 3, 2))]),  # c1's rank 2 wins
+        ("b", [hit("c1", (1, 0, 0)), (crawl._CLAIMED, "c0")]),  # finished shard c0 holds it
+        ("c", [hit("c3", (3, 0, 0)), hit("c5", (5, 0, 0)), (crawl._CLAIMED, "c5")]),  # c5 crawled again
+        ("d", [(crawl._CLAIMED, "c0")]),  # claimed, not found again
+    ]
+    with BeamTestPipeline(options=pipeline_options([])) as p:  # in-process, as the crawl runs
+        out = p | beam.Create(groups) | beam.ParDo(crawl.PickFirstFn())
+        assert_that(out, equal_to([
+            ("c1", ("hit", hit("c1", (1, 3, 2)))), ("c2", ("dup", 1)), ("c1", ("dup", 1)),
+            ("c1", ("dup", 1)),
+            ("c5", ("hit", hit("c5", (5, 0, 0)))), ("c3", ("dup", 1)),
+        ]))
+    duplicates = p.result.metrics().query()["counters"]
+    assert sum(c.committed for c in duplicates if c.key.metric.name == "duplicates") == 4
+
+
+def test_crawl_writes_every_hit_once_with_its_status(local, tmp_path):
+    catalog, engine = local
+    outcome = crawl.run(crawl_argv(local, tmp_path))
+    table = read_raw(tmp_path / "raw")
+    rows = table.to_pylist()
+
+    urls = [r["url"] for r in rows]
+    assert len(urls) == len(set(urls)), "duplicate URLs in the raw shards"
+    first_query = expected_paths(catalog)
+    assert {image_path(u) for u in urls} == set(first_query)  # complete: nothing lost
+    pairs = {p.url.rpartition("/")[2]: p for p in catalog.pairs}
+    for row in rows:
+        path = image_path(row["url"])
+        assert row["status"] == catalog.expected_status[path], (path, row["error_message"])
+        assert row["query"] == first_query[path]  # the first by query order wins
+        assert row["caption_raw"] == " ".join(pairs[path].caption.split())
+        assert row["caption"] == unicodedata.normalize("NFKC", row["caption_raw"])
+        assert row["key"] == schema.url_key(row["url"])
+        if row["status"] == "success":
+            pair = pairs[path]
+            assert (row["width"], row["height"], row["image_format"]) == (pair.width, pair.height, pair.image_format)
+            assert row["sha256"] == hashlib.sha256(row["image"]).hexdigest()
+        else:
+            assert row["image"] is None and row["error_message"]
+    statuses = {r["status"] for r in rows}
+    assert statuses >= {"success", "http_error", "noai", "unsafe_destination", "not_an_image", "too_large",
+                        "robots_disallowed", "timeout"}
+
+    totals = outcome.totals
+    assert totals["blocked_queries"] == [catalog.queries[-2]]  # the last catalog query; no-results comes after
+    assert totals["queries"] == {"blocked": 1, "no_results": 1, "ok": 11}
+    assert totals["rows"] == len(rows)
+    assert totals["hits"] == len(rows) + totals["duplicates"] and totals["duplicates"] > 0
+    summary = json.loads((tmp_path / "raw" / crawl.SUMMARY_FILE).read_text(encoding="utf-8"))
+    assert summary["blocked_queries"] == totals["blocked_queries"]
+    # Beam counters agree with the data
+    counters = outcome.counters
+    assert counters["duplicates"] == totals["duplicates"]
+    assert counters["queries"] == 13 and counters["queries_blocked"] == 1 and counters["queries_no_results"] == 1
+    assert counters["hits"] == totals["hits"]
+    for status, n in totals["downloads"].items():
+        assert counters[f"download_{status}"] == n
+    # a query without results is recorded as such, and the blocked one as blocked
+    stats = [json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "raw" / "stats").glob("*.json")]
+    by_query = {r["query"]: r for s in stats for r in s["query_results"]}
+    assert by_query[NO_RESULTS_QUERY]["status"] == "no_results"
+    assert by_query[catalog.queries[-2]]["status"] == "blocked"
+    assert by_query[catalog.queries[1]]["status"] == "ok"  # blocked once, then recovered
+
+
+def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
+    catalog, engine = local
+    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2")
+    first = crawl.run(argv)
+    assert first.crawled_chunks == 5
+    before = read_raw(tmp_path / "raw").sort_by("url")
+    requests = sum(engine.search_requests.values())
+
+    again = crawl.run(argv)
+    assert again.crawled_chunks == 0
+    assert sum(engine.search_requests.values()) == requests  # nothing searched again
+
+    shards = schema.list_shards(str(tmp_path / "raw"))
+    os.remove(shards[1])
+    stale = tmp_path / "raw" / ".part-00001-x.parquet.tmp-dead"
+    stale.write_bytes(b"half a shard")
+    resumed = crawl.run(argv)
+    assert resumed.crawled_chunks == 1
+    assert not stale.exists()
+    after = read_raw(tmp_path / "raw").sort_by("url")
+    assert after.column("url").to_pylist() == before.column("url").to_pylist()
+    assert after.column("status").to_pylist() == before.column("status").to_pylist()
+    assert resumed.totals == first.totals
+
+
+def test_retry_blocked_crawls_the_blocked_chunk_again_without_duplicates(local, tmp_path):
+    catalog, engine = local
+    argv = crawl_argv(local, tmp_path)
+    first = crawl.run(argv)
+    blocked = first.totals["blocked_queries"]
+    assert blocked == [catalog.queries[-2]]
+    before = {r["url"]: r for r in read_raw(tmp_path / "raw").to_pylist()}
+
+    assert crawl.run(argv).crawled_chunks == 0  # a plain rerun leaves blocked queries alone
+    catalog.catalog.search_modes.pop(blocked[0])  # the engine stops blocking
+    again = crawl.run([*argv, "--retry-blocked"])
+    assert again.crawled_chunks == 1
+    assert again.totals["blocked_queries"] == [] and again.totals["queries"] == {"no_results": 1, "ok": 12}
+    rows = read_raw(tmp_path / "raw").to_pylist()
+    urls = [r["url"] for r in rows]
+    assert len(urls) == len(set(urls))
+    everything = {e.path for q in catalog.queries for e in catalog.catalog.results[q]}
+    assert {image_path(u) for u in urls} == everything
+    assert set(before) <= set(urls)  # what other chunks had stays
+    newly = [r for r in rows if r["url"] not in before]
+    assert newly and all(r["query"] == blocked[0] for r in newly)
+
+
+def test_url_list_mode_reads_csv_tsv_and_parquet(local, tmp_path):
+    catalog, engine = local
+    entries = [e for e in catalog.catalog.results[catalog.queries[0]]
+               if catalog.expected_status[e.path] == "success"]
+    urls = [f"{engine.base_url}/img/{e.path}" for e in entries]
+    rows = [f'{u},"图片 {i}"' for i, u in enumerate(urls[:2])]
+    rows += [f"{urls[0]},重复", f"{urls[1].replace('http://', 'HTTP://')}#top,同一张"]
+    (tmp_path / "a.csv").write_text("url,caption\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "b.tsv").write_text("caption\turl\n" + "".join(f"第{i}张\t{u}\n" for i, u in enumerate(urls[2:3])),
+                                    encoding="utf-8")
+    pq.write_table(pa.table({"url": urls[3:], "caption": ["帕奎特"] * len(urls[3:])}), tmp_path / "c.parquet")
+    base = crawl_argv(local, tmp_path)[4:]  # drop --queries FILE --output DIR
+    totals = {}
+    for name in ("a.csv", "b.tsv", "c.parquet"):
+        totals[name] = crawl.run(["--url-list", str(tmp_path / name), "--output",
+                                  str(tmp_path / name.split(".")[0]), *base]).totals
+        assert totals[name]["downloads"] == {"success": totals[name]["rows"]}
+    rows = read_raw(tmp_path / "a").to_pylist()
+    assert [(r["url"], r["caption"], r["query"], r["rank"]) for r in rows] == [
+        (urls[0], "图片 0", "", 0), (urls[1], "图片 1", "", 1)]
+    assert totals["a.csv"]["duplicates"] == 2  # rows 2 and 3 repeat rows 0 and 1 (the second once normalised)
+    assert read_raw(tmp_path / "b").to_pylist()[0]["caption"] == "第0张"
+    assert len(read_raw(tmp_path / "c")) == len(urls) - 3
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no queries"),
+    (b"\n  \n\n", "no queries"),
+    ("风景\n".encode("utf-8") + "猫咪\n".encode("gbk"), "not UTF-8 text (line 2"),
+])
+def test_bad_query_files_are_clear_errors(tmp_path, capsys, content, message):
+    queries = tmp_path / "q.txt"
+    queries.write_bytes(content)
+    assert crawl.main(["--queries", str(queries), "--output", str(tmp_path / "raw")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_inputs_and_flags_are_clear_errors(tmp_path, capsys):
+    (tmp_path / "nourl.csv").write_text("link,caption\nhttp://x/a.jpg,a\n", encoding="utf-8")
+    assert crawl.main(["--url-list", str(tmp_path / "nourl.csv"), "--output", str(tmp_path / "o")]) == 2
+    assert "no 'url' column" in capsys.readouterr().err
+    assert crawl.main(["--url-list", str(tmp_path / "missing*.csv"), "--output", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert crawl.main(["--queries", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "o")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "q.txt").write_text("猫\n", encoding="utf-8")
+    assert crawl.main(["--queries", str(tmp_path / "q.txt"), "--output", str(tmp_path / "o"),
+                       "--allow-host", "127.0.0.1:port"]) == 2
+    assert "bad port" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        crawl.main(["--output", str(tmp_path / "o")])  # neither --queries nor --url-list
+
+
+def test_help_explains_itself(capsys):
+    with pytest.raises(SystemExit):
+        crawl.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--queries", "--url-list", "--search-base-url", "--allow-host", "--search-rate", "--max-bytes",
+                 "--no-robots", "--resize-mode", "DataflowRunner", "FlinkRunner"):
+        assert flag in text
+
+
+def test_flags_become_the_workers_config():
+    args = crawl.build_parser().parse_args(
+        ["--queries", "q.txt", "--output", "out", "--search-rate", "2.5", "--max-results", "90", "--no-robots",
+         "--allow-host", "127.0.0.1:8000", "--allow-host", "localhost", "--resize-mode", "center_crop",
+         "--image-size", "224", "--encode-format", "webp", "--max-bytes", "1000"])
+    config = crawl.config_from_args(args)
+    assert (config.search.requests_per_second, config.search.max_results) == (2.5, 90)
+    assert config.download.respect_robots is False and config.download.max_bytes == 1000
+    assert config.download.allow_hosts == ("127.0.0.1:8000", "localhost")
+    resize = config.download.resize
+    assert (resize.resize_mode, resize.image_size, resize.encode_format) == ("center_crop", 224, "webp")
+    default = crawl.config_from_args(crawl.build_parser().parse_args(["--queries", "q", "--output", "o"]))
+    assert default.download.resize is None and default.search.base_url == "https://image.baidu.com"
+    assert default.search.max_results == 1000 and default.download.respect_robots
