@@ -62,6 +62,30 @@ bench-text-filters: ## speed and agreement of the text filter chain, rjieba vs p
 	$(PY) -m benchmarks.text_filters
 
 # --- train targets ---
+# DATA: clean shards; TRAIN_OUTPUT (not OUTPUT, which the filter targets use): the run directory.
+DATA ?= runs/filter/clean
+TRAIN_OUTPUT ?= runs/train
+NPROC ?= 1
+CACHE_OUTPUT ?= runs/feature-cache
+TRAIN_ARGS ?=
+CACHE_ARGS ?=
+.PHONY: train train-cache bench-train bench-token-wise
+
+train: ## LiT training on DATA into TRAIN_OUTPUT; NPROC>1 runs torchrun DDP (gloo on CPU); extra flags in TRAIN_ARGS
+ifeq ($(NPROC),1)
+	$(PY) -m training.train --data $(DATA) --output $(TRAIN_OUTPUT) $(TRAIN_ARGS)
+else
+	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m training.train --data $(DATA) --output $(TRAIN_OUTPUT) $(TRAIN_ARGS)
+endif
+
+train-cache: ## run the locked image tower once over DATA into CACHE_OUTPUT (then: make train TRAIN_ARGS="--cache ...")
+	$(PY) -m training.cache_features --data $(DATA) --output $(CACHE_OUTPUT) $(CACHE_ARGS)
+
+bench-train: ## LiT step samples/s, ViT-B/16 + BERT-base, with and without the feature cache (benchmarks/train_throughput.py)
+	$(PY) -m benchmarks.train_throughput
+
+bench-token-wise: ## extra memory of the token-wise loss, naive vs chunked (benchmarks/token_wise_memory.py)
+	$(PY) -m benchmarks.token_wise_memory
 
 # --- eval targets ---
 
