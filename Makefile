@@ -88,6 +88,20 @@ bench-token-wise: ## extra memory of the token-wise loss, naive vs chunked (benc
 	$(PY) -m benchmarks.token_wise_memory
 
 # --- eval targets ---
+# By default `make eval` scores runs/train on the clean shards it trained on (a fit check); point
+# EVAL_LAYOUT/EVAL_DATA (and EVAL_ARGS="--images DIR ...") at a benchmark for comparable numbers.
+EVAL_CHECKPOINT ?= runs/train
+EVAL_LAYOUT ?= shards
+EVAL_DATA ?= runs/filter/clean
+EVAL_IMAGES ?= data/imagenet/val
+EVAL_ARGS ?=
+.PHONY: eval eval-zeroshot
+
+eval: ## retrieval R@1/5/10 + MR of EVAL_CHECKPOINT on EVAL_DATA (EVAL_LAYOUT: tsv muge flickr coco-cn aic-icc shards)
+	$(PY) -m training.evaluate retrieval --checkpoint $(EVAL_CHECKPOINT) --layout $(EVAL_LAYOUT) --data $(EVAL_DATA) $(EVAL_ARGS)
+
+eval-zeroshot: ## zero-shot top-1/top-5 (80 Chinese prompts) of EVAL_CHECKPOINT on the class folders in EVAL_IMAGES
+	$(PY) -m training.evaluate zeroshot --checkpoint $(EVAL_CHECKPOINT) --image-dir $(EVAL_IMAGES) $(EVAL_ARGS)
 
 clean: ## remove runs/ and caches (keeps .venv/)
 	rm -rf runs .pytest_cache
