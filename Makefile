@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: help install test synthetic clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## create .venv/ with Python 3.11 and install the project (editable) and its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,13 @@ else
 endif
 
 # --- filter targets ---
-INPUT ?= runs/crawl/raw
-OUTPUT ?= runs/filter
+FILTER_INPUT ?= $(CRAWL_OUT)
+FILTER_OUTPUT ?= runs/filter
 FILTER_ARGS ?=
 .PHONY: filter filter-synthetic bench-text-filters
 
-filter: ## filter raw shards INPUT (runs/crawl/raw) into OUTPUT (runs/filter): clean/, rejects/, funnel.json, stats.json, wordcloud.png
-	$(PY) -m pipelines.filter --input $(INPUT) --output $(OUTPUT) $(FILTER_ARGS)
+filter: ## filter raw shards FILTER_INPUT (runs/crawl/raw) into FILTER_OUTPUT (runs/filter): clean/, rejects/, funnel.json, stats.json, wordcloud.png
+	$(PY) -m pipelines.filter --input $(FILTER_INPUT) --output $(FILTER_OUTPUT) $(FILTER_ARGS)
 
 filter-synthetic: synthetic ## filter the synthetic shards of `make synthetic` into runs/synthetic/filter
 	$(PY) -m pipelines.filter --input runs/synthetic/raw --output runs/synthetic/filter $(FILTER_ARGS)
@@ -62,8 +62,8 @@ bench-text-filters: ## speed and agreement of the text filter chain, rjieba vs p
 	$(PY) -m benchmarks.text_filters
 
 # --- train targets ---
-# DATA: clean shards; TRAIN_OUTPUT (not OUTPUT, which the filter targets use): the run directory.
-DATA ?= runs/filter/clean
+# DATA: clean shards; TRAIN_OUTPUT: the run directory.
+DATA ?= $(FILTER_OUTPUT)/clean
 TRAIN_OUTPUT ?= runs/train
 NPROC ?= 1
 CACHE_OUTPUT ?= runs/feature-cache
@@ -90,9 +90,9 @@ bench-token-wise: ## extra memory of the token-wise loss, naive vs chunked (benc
 # --- eval targets ---
 # By default `make eval` scores runs/train on the clean shards it trained on (a fit check); point
 # EVAL_LAYOUT/EVAL_DATA (and EVAL_ARGS="--images DIR ...") at a benchmark for comparable numbers.
-EVAL_CHECKPOINT ?= runs/train
+EVAL_CHECKPOINT ?= $(TRAIN_OUTPUT)
 EVAL_LAYOUT ?= shards
-EVAL_DATA ?= runs/filter/clean
+EVAL_DATA ?= $(DATA)
 EVAL_IMAGES ?= data/imagenet/val
 EVAL_ARGS ?=
 .PHONY: eval eval-zeroshot
