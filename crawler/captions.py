@@ -1,10 +1,12 @@
-"""Caption text as the shards store it."""
+"""Caption text as search engines give it: markup stripped, whitespace collapsed.
+
+The normalised form stored in `caption` is `filters.text.normalise_caption` (DESIGN.md).
+"""
 
 from __future__ import annotations
 
 import html
 import re
-import unicodedata
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -12,11 +14,6 @@ _TAG = re.compile(r"<[^>]*>")
 def collapse_whitespace(text: str) -> str:
     """Runs of whitespace (any Unicode space) become one space; ends stripped."""
     return " ".join(text.split())
-
-
-def normalise_caption(text: str) -> str:
-    """DESIGN.md's normalised caption: Unicode NFKC, whitespace runs collapsed, stripped."""
-    return collapse_whitespace(unicodedata.normalize("NFKC", text))
 
 
 def strip_markup(text: str) -> str:

@@ -41,10 +41,11 @@ from apache_beam.metrics import Metrics
 
 from crawler.baidu import (BAIDU_BASE_URL, QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig,
                            new_search_session)
-from crawler.captions import collapse_whitespace, normalise_caption
+from crawler.captions import collapse_whitespace
 from crawler.download import RESIZE_MODES, DownloadConfig, Downloader, DownloadResult, ResizeConfig
 from crawler.errors import QueryFileError
 from crawler.urls import normalise_url
+from filters.text import normalise_caption
 from pipelines import schema
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
 from pipelines.crawl_inputs import (MODE_QUERIES, Chunk, CrawlInputError, iter_url_rows, load_queries,

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 
 from PIL import Image, ImageDraw
 
+from filters.text import normalise_caption
 from pipelines import schema
 
 COLOURS = {
@@ -111,7 +112,7 @@ class SyntheticPair:
         return {
             "key": schema.url_key(self.url),
             "url": self.url,
-            "caption": " ".join(self.caption.split()),
+            "caption": normalise_caption(self.caption),
             "caption_raw": self.caption,
             "query": self.query,
             "rank": self.index,
