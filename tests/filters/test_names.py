@@ -47,6 +47,45 @@ def test_precision_and_recall_span_by_span(split):
     assert score.recall >= 0.90, score
 
 
+FRESH = name_set.load(name_set.FRESH)
+
+
+def test_fresh_set_holds_only_names_the_gazetteer_lacks():
+    from filters.names import _packaged_entries
+
+    assert len(FRESH) >= 120
+    known = set(_packaged_entries("person_names.txt"))
+    names = [c.text[a:b] for c in FRESH for a, b in c.spans]
+    assert names and not set(names) & known
+    assert 0.35 <= sum(bool(c.spans) for c in FRESH) / len(FRESH) <= 0.65
+    assert [c.split for c in FRESH] == ["heldout" if i % 5 in (1, 3) else "dev" for i in range(len(FRESH))]
+
+
+# Measured floors, a little under the numbers reached (README, "Person names"): the fresh held-out
+# split is scored only, and its precision is below 0.90 -- brands and fictional characters that
+# look like ordinary names are what the pattern still gets wrong without a list entry.
+@pytest.mark.parametrize("split, min_precision, min_recall", [
+    ("dev", 0.90, 0.97),      # reached 0.918 / 1.000
+    ("heldout", 0.75, 0.88),  # reached 0.769 / 0.909
+])
+def test_fresh_set_precision_and_recall(split, min_precision, min_recall):
+    part = [c for c in FRESH if c.split == split]
+    score = name_set.score(part, PersonNameMasker().find)
+    assert score.precision >= min_precision, score
+    assert score.recall >= min_recall, score
+
+
+@pytest.mark.parametrize("split, min_precision, min_recall", [
+    ("dev", 0.97, 0.72),      # reached 1.000 / 0.746
+    ("heldout", 0.93, 0.75),  # reached 0.962 / 0.781
+])
+def test_original_set_without_the_gazetteer(split, min_precision, min_recall):
+    part = [c for c in CAPTIONS if c.split == split]
+    score = name_set.score(part, PersonNameMasker(known_names=[]).find)
+    assert score.precision >= min_precision, score
+    assert score.recall >= min_recall, score
+
+
 @pytest.mark.parametrize("text, expected", [
     ("记者李晓峰在灾区现场报道", "记者<人名>在灾区现场报道"),
     ("王菲和那英同台演出", "<人名>和<人名>同台演出"),
@@ -58,6 +97,10 @@ def test_precision_and_recall_span_by_span(split):
     ("金色阳光下的汉白玉栏杆", "金色阳光下的汉白玉栏杆"),
     ("", ""),
     ("no chinese here", "no chinese here"),
+    ("奶奶包饺子", "奶奶包饺子"),                  # a kinship word is no title before a name
+    ("刘芳家的小狗", "<人名>家的小狗"),            # 家 is the family's home, not a given name
+    ("周家庄的麦田", "周家庄的麦田"),              # a village named after a family
+    ("张秀英奶奶在包粽子", "<人名>奶奶在包粽子"),
 ])
 def test_mask_person_names(text, expected):
     assert mask_person_names(text) == expected
