@@ -240,6 +240,10 @@ class Downloader:
                 return DownloadResult(url, "unsafe_destination", str(err))
             except _Failed as err:
                 return DownloadResult(url, err.status, str(err))
+            except Exception as err:  # noqa: BLE001 - the per-URL boundary
+                # Anything unforeseen about one URL becomes that row's status, so one bad URL
+                # never fails its chunk (and every rerun of it).
+                return DownloadResult(url, "error", f"{type(err).__name__}: {err}")
         return self._finish(url, body)
 
     def _finish(self, url: str, body: bytes) -> DownloadResult:

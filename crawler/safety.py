@@ -121,7 +121,12 @@ class GuardedResolver(AbstractResolver):
         self.inner = inner or DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
-        infos = await self.inner.resolve(host, port, family)
+        try:
+            infos = await self.inner.resolve(host, port, family)
+        except (UnicodeError, ValueError) as err:
+            # An empty or over-long label fails IDNA encoding inside getaddrinfo; as an OSError
+            # aiohttp reports it as a connection error for this URL instead of failing the batch.
+            raise OSError(f"cannot resolve {host!r}: {err}") from err
         if self.allow.allows(host, port):
             return infos
         for info in infos:

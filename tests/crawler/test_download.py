@@ -113,6 +113,17 @@ def test_bad_urls_are_a_status(serve):
     assert [r.status for r in results] == ["bad_url"] * 4
 
 
+def test_a_host_name_that_cannot_be_encoded_is_a_status_not_a_crash(serve):
+    # Empty and over-long DNS labels fail IDNA encoding before any lookup leaves the machine.
+    engine = serve(Catalog({"q": [entry("a.jpg")]}))
+    bad = ["http://a..com/x.jpg", "http://" + "a" * 70 + ".com/y.jpg"]
+    results = download_sync([*bad, _url(engine, "a.jpg")], _config(engine, respect_robots=False))
+    assert [r.url for r in results] == [*bad, _url(engine, "a.jpg")]
+    assert all(r.status in ("connection_error", "bad_url", "error") for r in results[:2])
+    assert all(r.error_message for r in results[:2])
+    assert results[2].status == "success"
+
+
 def test_decompression_bomb_is_refused_from_the_header(serve):
     bomb = png_claiming(30000, 30000)  # 900M pixels: more than twice Pillow's limit
     assert len(bomb) < 100
