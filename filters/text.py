@@ -112,10 +112,14 @@ def check_word_count(n: int, config: TextConfig = TextConfig()) -> str | None:
 _IMAGE_EXTENSIONS = r"(?:jpe?g|png|gif|webp|bmp|tiff?|heic|heif|svg|ico|jfif|avif|raw)"
 # The whole caption is one file name: no spaces, ends in an image extension.
 _FILE_NAME_RE = re.compile(rf"^[^\s/\\]{{1,200}}\.{_IMAGE_EXTENSIONS}$", re.IGNORECASE)
-_URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[^\s\u3000-\u303f\uff01-\uff5e]*|"
-                     r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|cn|net|org|html?|php|aspx?)\b[^\s]*",
+# URLs, domain names and file names are matched on ASCII characters only: Chinese titles have no
+# spaces, so a class like [^\s] or \w would swallow the description around them
+# (汽车之家autohome.com.cn宝马X5图片 must keep 汽车之家 and 宝马X5图片).
+_URL_RE = re.compile(r"(?:https?://|ftp://|www\.)[!-~]*|"
+                     r"(?<![A-Za-z0-9.-])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:com|cn|net|org|html?|php|aspx?)"
+                     r"(?![A-Za-z0-9])(?:[/?#:][!-~]*)?",
                      re.IGNORECASE)
-_FILE_TOKEN_RE = re.compile(rf"[^\s]*\.{_IMAGE_EXTENSIONS}\b", re.IGNORECASE)
+_FILE_TOKEN_RE = re.compile(rf"[!-~]*\.{_IMAGE_EXTENSIONS}(?![A-Za-z0-9])", re.IGNORECASE)
 _HASH_RE = re.compile(r"\b[0-9a-f]{16,}\b|\b[0-9A-F]{16,}\b|\b[A-Za-z0-9+/_-]{24,}={0,2}(?![\w])")
 _CAMERA_RE = re.compile(r"\b(?:IMG|DSC[NF]?|DCIM|PIC|PXL|MVIMG|VID|Screenshot|SAM|P)[_-]?\d[\d_-]*\b",
                         re.IGNORECASE)

@@ -80,6 +80,9 @@ def test_meaningless_captions(caption):
 @pytest.mark.parametrize("caption", [
     "一只猫", "高清壁纸图片大全", "照片墙装饰", "北京天安门广场夜景", "iPhone 13 手机壳",
     "2022年北京冬奥会开幕式", "风景图片", "我家的猫 微信图片_1.jpg", "Nike 运动鞋 男款",
+    # a domain or URL inside a title without spaces must not swallow the description around it
+    "汽车之家autohome.com.cn宝马X5图片", "【hao123.com】上海外滩夜景", "来自sina.com.cn的新闻图片北京暴雨",
+    "xihu.cn/杭州西湖美景", "https://t.cn/abc今日头条新闻", "www.jd.com购买正品手机壳",
 ])
 def test_described_captions_are_not_meaningless(caption):
     assert not is_meaningless_caption(caption)
