@@ -99,7 +99,7 @@ def _repair_escapes(text: str) -> str:
 
 def _load_json(body: str | bytes) -> Any:
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    text = text.strip()
+    text = text.strip().lstrip("\ufeff")  # a byte-order mark is not part of the JSON
     if not text.startswith(("{", "[")):
         if any(marker in text for marker in _BLOCK_MARKERS):
             raise SearchBlocked(f"captcha/anti-spider page instead of JSON: {text[:80]!r}")
@@ -125,7 +125,7 @@ def parse_acjson(body: str | bytes, query: str | None = None, start_rank: int = 
     page = _load_json(body)
     if not isinstance(page, dict):
         raise SearchResponseError(f"top-level JSON is a {type(page).__name__}, not an object")
-    if page.get("antiFlag"):
+    if _flag_set(page.get("antiFlag")):
         raise SearchBlocked(str(page.get("message") or "antiFlag set"))
     data = page.get("data", [])
     if data is None:
@@ -142,14 +142,26 @@ def parse_acjson(body: str | bytes, query: str | None = None, start_rank: int = 
     return hits
 
 
+def _flag_set(value: Any) -> bool:
+    """Baidu writes flags as 1 or "1"; "0", 0, "", false and null mean not set."""
+    return str(value).strip().lower() not in ("", "0", "false", "none", "null")
+
+
 def _hit_from_entry(entry: Any, query: str, rank: int) -> SearchHit | None:
     if not isinstance(entry, dict) or not entry:
         return None
     url = _image_url(entry)
     if not url:
         return None
-    return SearchHit(url=url, caption=_caption(entry), width=_int(entry.get("width")),
-                     height=_int(entry.get("height")), page_url=_page_url(entry), query=query, rank=rank)
+    return SearchHit(url=_valid_text(url), caption=_valid_text(_caption(entry)), width=_int(entry.get("width")),
+                     height=_int(entry.get("height")), page_url=_valid_text(_page_url(entry)), query=query,
+                     rank=rank)
+
+
+def _valid_text(text: str) -> str:
+    """`text` with lone UTF-16 surrogates (a `\\ud83d` escape without its pair) replaced by '?':
+    they cannot be encoded as UTF-8, so a shard holding one could not be written."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _first_replace(entry: Mapping[str, Any], field: str) -> str:

@@ -96,6 +96,28 @@ def test_empty_data_is_no_hits():
     assert parse_acjson('{"listNum": 0}') == []
 
 
+def test_antiflag_zero_is_not_blocked_and_a_byte_order_mark_is_tolerated():
+    assert parse_acjson('{"antiFlag": "0", "data": []}') == []
+    assert parse_acjson('{"antiFlag": 0, "data": [{}]}') == []
+    with pytest.raises(SearchBlocked):
+        parse_acjson('{"antiFlag": "1", "message": "Forbid spider access"}')
+    body = SAMPLE.read_bytes()
+    assert parse_acjson(b"\xef\xbb\xbf" + body) == parse_acjson(body)
+    assert parse_acjson("\ufeff" + body.decode("utf-8")) == parse_acjson(body)
+
+
+def test_a_lone_surrogate_escape_does_not_reach_the_shard(tmp_path):
+    from pipelines import schema
+
+    page = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    body = json.dumps(page, ensure_ascii=True).replace("\\u5317\\u6b27", "\\u5317\\ud83d\\u6b27")
+    hits = parse_acjson(body)
+    assert hits[1].caption.startswith("北?欧")
+    hits[1].caption.encode("utf-8")  # would raise UnicodeEncodeError with the surrogate kept
+    record = {"key": "k", "url": hits[1].url, "caption": hits[1].caption, "status": "success"}
+    schema.write_shard(str(tmp_path / "x.parquet"), [record], schema.RAW_SCHEMA)
+
+
 def _config(engine, **kw):
     return SearchConfig(base_url=engine.base_url, requests_per_second=0, backoff_s=0.01, backoff_max_s=0.05,
                         timeout_s=5, **kw)
