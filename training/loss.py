@@ -48,6 +48,12 @@ def _check_tokens(image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_ma
         raise ValueError(f"text_mask must be {tuple(text_tokens.shape[:2])}, got {tuple(text_mask.shape)}")
 
 
+def _zero_masked(text_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked tokens set to 0 before any product, so that whatever they hold (even inf or NaN)
+    reaches neither a score nor a gradient: 0 * NaN would still be NaN."""
+    return text_tokens.masked_fill(~mask[..., None], 0.0)
+
+
 def _chunk_size(other: int, tokens_a: int, tokens_b: int, budget: int) -> int:
     """How many rows of one side to pair with all `other` rows of the other side at a time."""
     return max(1, budget // max(1, other * tokens_a * tokens_b))
@@ -58,6 +64,7 @@ def token_wise_i2t(image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_m
     """[B_img, B_txt]: per image token the max over valid text tokens, averaged over image tokens."""
     _check_tokens(image_tokens, text_tokens, text_mask)
     mask = text_mask.bool()
+    text_tokens = _zero_masked(text_tokens, mask)
     n_txt, length = text_tokens.shape[:2]
     step = _chunk_size(n_txt, image_tokens.shape[1], length, chunk_elements)
     rows = []
@@ -76,16 +83,17 @@ def token_wise_t2i(image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_m
                    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
     """[B_txt, B_img]: per valid text token the max over image tokens, averaged over valid text tokens."""
     _check_tokens(image_tokens, text_tokens, text_mask)
-    mask = text_mask.to(text_tokens.dtype)
-    counts = mask.sum(dim=1).clamp(min=1)  # a text with no valid token scores 0, not NaN
+    valid = text_mask.bool()
+    text_tokens = _zero_masked(text_tokens, valid)
+    counts = valid.sum(dim=1).clamp(min=1).to(text_tokens.dtype)  # a text with no valid token scores 0, not NaN
     n_img, tokens = image_tokens.shape[:2]
     step = _chunk_size(n_img, tokens, text_tokens.shape[1], chunk_elements)
     rows = []
     for start in range(0, text_tokens.shape[0], step):
         block = torch.einsum("jld,itd->jilt", text_tokens[start:start + step], image_tokens)
         best = block.max(dim=-1).values  # [j, i, l]
-        m = mask[start:start + step]
-        rows.append((best * m[:, None, :]).sum(dim=-1) / counts[start:start + step, None])
+        best = best.masked_fill(~valid[start:start + step, None, :], 0.0)
+        rows.append(best.sum(dim=-1) / counts[start:start + step, None])
     return torch.cat(rows, dim=0)
 
 

@@ -47,7 +47,11 @@ BlockScorer = Callable[[slice, slice], tuple[torch.Tensor | None, torch.Tensor |
 def normalise_image_of_text(image_of_text: ImageOfText, n_images: int) -> list[tuple[int, ...]]:
     """Each text's images as a sorted tuple of distinct indices, checked against `n_images`."""
     normalised: list[tuple[int, ...]] = []
+    if isinstance(image_of_text, (torch.Tensor, np.ndarray)):
+        image_of_text = image_of_text.tolist()
     for text_index, images in enumerate(image_of_text):
+        if isinstance(images, (torch.Tensor, np.ndarray)):
+            images = images.tolist()
         if isinstance(images, (int, np.integer)):
             indices = (int(images),)
         else:

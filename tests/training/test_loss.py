@@ -103,6 +103,20 @@ def test_masked_text_tokens_take_no_part_in_either_direction():
     assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
 
 
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_non_finite_masked_tokens_reach_neither_scores_nor_gradients(poison):
+    image, text, mask = _tokens(3, 5, 4, 6), _tokens(4, 6, 4, 7), _mask(4, 6, 8)
+    before = token_wise_similarity(image, text, mask)
+    poisoned = text.clone()
+    poisoned[~mask] = poison
+    image = image.clone().requires_grad_(True)
+    poisoned.requires_grad_(True)
+    after = token_wise_similarity(image, poisoned, mask)
+    assert torch.allclose(before[0], after[0]) and torch.allclose(before[1], after[1])
+    (after[0].sum() + after[1].sum()).backward()
+    assert torch.isfinite(image.grad).all() and torch.isfinite(poisoned.grad).all()
+
+
 def test_chunked_token_wise_equals_one_block():
     image, text, mask = _tokens(5, 7, 4, 9), _tokens(6, 5, 4, 10), _mask(6, 5, 11)
     whole = token_wise_similarity(image, text, mask, chunk_elements=10**9)

@@ -248,3 +248,11 @@ def test_agrees_with_chinese_clip_official_scorer(tmp_path):
     mean, r1, r5, r10 = evaluation_tr.compute_score(str(tmp_path / "i2t_gold.jsonl"), str(tmp_path / "i2t_pred.jsonl"))
     assert (ours["i2t_R@1"], ours["i2t_R@5"], ours["i2t_R@10"]) == pytest.approx((r1, r5, r10))
     assert 0 < ours["t2i_R@1"] < 100 and 0 < ours["i2t_R@1"] < 100
+
+
+def test_image_of_text_may_be_a_tensor_or_an_array():
+    similarity = torch.tensor([[0.9, 0.1, 0.8], [0.2, 0.7, 0.1]])
+    as_list = retrieval_metrics(similarity, [0, 1, 0])
+    assert retrieval_metrics(similarity, torch.tensor([0, 1, 0])) == as_list
+    assert retrieval_metrics(similarity, np.array([0, 1, 0])) == as_list
+    assert retrieval_metrics(similarity, [torch.tensor(0), torch.tensor(1), np.int64(0)]) == as_list
