@@ -140,6 +140,13 @@ def count_rows(path: str) -> int:
     return read_url_table(path).num_rows
 
 
+def file_version(path: str) -> str:
+    """Size and modification time of `path`: a URL list edited in place gives new chunk names,
+    so a rerun does not take the old shards for its own."""
+    metadata = FileSystems.match([path])[0].metadata_list[0]
+    return f"{metadata.size_in_bytes}:{metadata.last_updated_in_seconds}"
+
+
 def plan_url_chunks(pattern: str, chunk_size: int) -> list[Chunk]:
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
@@ -147,10 +154,11 @@ def plan_url_chunks(pattern: str, chunk_size: int) -> list[Chunk]:
     rank = 0
     for path in expand_paths(pattern):
         rows = count_rows(path)
+        version = file_version(path)
         for start in range(0, rows, chunk_size):
             stop = min(rows, start + chunk_size)
             index = len(chunks)
-            name = chunk_name(index, _digest(MODE_URLS, path, str(start), str(stop)))
+            name = chunk_name(index, _digest(MODE_URLS, path, version, str(start), str(stop)))
             chunks.append(Chunk(index, name, MODE_URLS, path=path, start=start, stop=stop, first_rank=rank + start))
         rank += rows
     if not chunks:

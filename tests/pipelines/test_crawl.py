@@ -265,3 +265,17 @@ def test_flags_become_the_workers_config():
     default = crawl.config_from_args(crawl.build_parser().parse_args(["--queries", "q", "--output", "o"]))
     assert default.download.resize is None and default.search.base_url == "https://image.baidu.com"
     assert default.search.max_results == 1000 and default.download.respect_robots
+
+
+def test_a_url_list_edited_in_place_gets_new_chunk_names(tmp_path):
+    import os
+
+    from pipelines.crawl_inputs import plan_url_chunks
+
+    path = tmp_path / "list.csv"
+    path.write_text("url,caption\nhttp://a.example/1.jpg,猫\n", encoding="utf-8")
+    before = [c.name for c in plan_url_chunks(str(path), 10)]
+    assert [c.name for c in plan_url_chunks(str(path), 10)] == before  # stable when unchanged
+    path.write_text("url,caption\nhttp://b.example/2.jpg,狗\n", encoding="utf-8")
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert [c.name for c in plan_url_chunks(str(path), 10)] != before
