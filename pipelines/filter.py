@@ -10,14 +10,15 @@ The steps, in the paper's order (DESIGN.md):
    winners, the corpus count of every normalised caption (a combiner). The duplicated URLs'
    winners and the few captions seen more than 10 times become side inputs: the records, with
    their image bytes, never go through a shuffle keyed by URL or caption, and stay spread.
-2. The records go through one generic DoFn (`ApplyRules`): a Beam counter per drop reason,
-   rejects to a tagged output. Its rules: failed download, duplicate URL, image size and
-   aspect, full decode, then the text rules (length, meaningless, frequency, names, sensitive).
-3. Optionally (`--dedup-images`) the same DoFn drops later copies of identical image bytes among
-   the kept pairs, its winners found from another bytes-free projection.
-4. Each raw shard `part-NNNNN` gives `rejects/part-NNNNN` and then `clean/part-NNNNN`, written
-   atomically, rows in input order. A rerun skips shards whose two outputs exist, so a job killed
-   midway resumes without losing or doubling a row.
+2. Each pending raw shard goes to one DoFn (`FilterShard`) that streams its records through the
+   rules in order (failed download, duplicate URL, image size and aspect, full decode, then the
+   text rules: length, meaningless, frequency, names, sensitive), counts a Beam counter per drop
+   reason, and writes `rejects/part-NNNNN` and `clean/part-NNNNN` as it goes, atomically, rows in
+   input order. Image bytes are never shuffled and a worker holds one batch of them at a time.
+3. Optionally (`--dedup-images`) later copies of identical image bytes among the kept pairs are
+   dropped too; their winners come from another bytes-free projection (`KeptImages`).
+4. A rerun skips shards whose two outputs exist, so a job killed midway resumes without losing or
+   doubling a row.
 5. funnel.json and stats.json are computed from the output shards themselves (not from Beam
    metrics), so they are the same on every runner and after a resume; the word cloud is drawn
    from stats.json by the launching process.
@@ -40,7 +41,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import AsDict, AsSingleton, TaggedOutput
+from apache_beam.pvalue import AsDict, AsSingleton
 
 from filters.image import ImageConfig
 from filters.text import TextConfig
@@ -137,79 +138,93 @@ def is_hot(max_occurrences: int):
 
 
 # --------------------------------------------------------------------------------------------
-# The generic filter DoFn
+# Filtering a shard
 # --------------------------------------------------------------------------------------------
-
-
-class ApplyRules(beam.DoFn):
-    """Apply a rule set to each record: kept records to the main output, rejects (with
-    `drop_reason`, without image bytes) to the tagged output `rejects`, and a Beam counter per
-    reason (namespace "filters"; `kept_counter` counts the records kept).
-
-    `rules_factory()` builds the rule set in `setup()`, on the worker: segmenter, name masker and
-    Aho-Corasick automaton are heavy and not picklable. The rule set is called as
-    `rules(record, **side_inputs) -> (reason or None, record out)`.
-    """
-
-    REJECTS = "rejects"
-
-    def __init__(self, rules_factory, kept_counter: str = "kept"):
-        self._factory = rules_factory
-        self._kept = kept_counter
-        self._rules = None
-        self._counters: dict[str, Any] = {}
-
-    def setup(self):
-        self._rules = self._factory()
-
-    def _count(self, name: str) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(COUNTER_NAMESPACE, name)
-        counter.inc()
-
-    def process(self, record, **side_inputs):
-        reason, out = self._rules(record, **side_inputs)
-        if reason is None:
-            self._count(self._kept)
-            yield out
-        else:
-            self._count(reason)
-            yield TaggedOutput(self.REJECTS, out)
-
-
-@dataclasses.dataclass(frozen=True)
-class PaperRules:
-    """Picklable factory of the main rule set (everything up to the sensitive words)."""
-
-    config: FilterConfig
-
-    def __call__(self):
-        rules = RecordRules(self.config)
-
-        def apply(record, duplicate_url_winners, hot_captions):
-            return rules.check(record, duplicate_url_winners, hot_captions)
-        return apply
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageDedupRules:
-    """Picklable factory of the optional exact image de-duplication."""
-
-    def __call__(self):
-        def apply(record, duplicate_image_winners):
-            reason = check_duplicate_image(record, duplicate_image_winners)
-            return (None, record) if reason is None else (reason, reject_record(record, reason))
-        return apply
 
 
 def sha_projection(record: Mapping[str, Any]) -> tuple[str, tuple[Position, None]]:
     return record["sha256"], (position(record), None)
 
 
-# --------------------------------------------------------------------------------------------
-# The composite transforms
-# --------------------------------------------------------------------------------------------
+class _ShardRules(beam.DoFn):
+    """Base of the DoFns that run the paper's rules over one raw shard at a time.
+
+    The rule set (segmenter, name masker, Aho-Corasick automaton: heavy and not picklable) is
+    built in `setup()`, on the worker. A shard's records are streamed batch by batch, so a worker
+    holds one batch of image bytes at a time, and the records never go through a shuffle.
+    """
+
+    def __init__(self, config: FilterConfig):
+        self.config = config
+        self._rules: RecordRules | None = None
+
+    def setup(self):
+        self._rules = RecordRules(self.config)
+
+    def verdicts(self, shard: tuple[int, str], duplicate_url_winners, hot_captions,
+                 duplicate_image_winners=None) -> Iterator[tuple[str | None, dict]]:
+        """(drop reason or None, record out) for every row of the shard, in order."""
+        for record in read_records(shard):
+            reason, out = self._rules.check(record, duplicate_url_winners, hot_captions)
+            if reason is None and duplicate_image_winners is not None:
+                image_reason = check_duplicate_image(out, duplicate_image_winners)
+                if image_reason is not None:
+                    reason, out = image_reason, reject_record(out, image_reason)
+            yield reason, out
+
+
+class KeptImages(_ShardRules):
+    """(sha256, (position, None)) of every pair the paper's rules keep: the bytes-free input of
+    the optional exact image de-duplication, which applies among kept pairs."""
+
+    def process(self, shard, duplicate_url_winners, hot_captions):
+        for reason, out in self.verdicts(shard, duplicate_url_winners, hot_captions):
+            if reason is None:
+                yield sha_projection(out)
+
+
+class FilterShard(_ShardRules):
+    """Filter one raw shard and write its reject and clean shards, streaming, each atomically,
+    under the raw shard's name, rows in input order; yields the shard's index.
+
+    A Beam counter per drop reason (namespace "filters", plus "kept"). Both writers stay open
+    until the shard is done, and the rejects are renamed first: a shard counts as done only when
+    its clean output exists, so a kill at any point leaves it pending, never half-written.
+    """
+
+    def __init__(self, config: FilterConfig, output: str, names: Sequence[str], batch_rows: int = 256):
+        super().__init__(config)
+        self.output, self.names, self.batch_rows = output, tuple(names), batch_rows
+        self._counters: dict[str, Any] = {}
+
+    def _count(self, name: str, n: int) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(COUNTER_NAMESPACE, name)
+        counter.inc(n)
+
+    def process(self, shard, duplicate_url_winners, hot_captions, duplicate_image_winners=None):
+        index, _ = shard
+        name = self.names[index]
+        counts: collections.Counter = collections.Counter()
+        buffers: dict[str, list[dict]] = {"clean": [], "rejects": []}
+        with schema.ShardWriter(schema.join(self.output, CLEAN_DIR, name), schema.CLEAN_SCHEMA) as clean_writer, \
+                schema.ShardWriter(schema.join(self.output, REJECT_DIR, name), schema.REJECT_SCHEMA) as reject_writer:
+            writers = {"clean": clean_writer, "rejects": reject_writer}
+            for reason, out in self.verdicts(shard, duplicate_url_winners, hot_captions, duplicate_image_winners):
+                kind = "clean" if reason is None else "rejects"
+                counts[reason or "kept"] += 1
+                buffers[kind].append(strip_position(out))
+                if len(buffers[kind]) >= self.batch_rows:
+                    writers[kind].write_records(buffers[kind])
+                    buffers[kind] = []
+            for kind, rows in buffers.items():
+                writers[kind].write_records(rows)
+        for reason, n in counts.items():
+            self._count(reason, n)
+        print(f"filter: {name}: {counts['kept']} kept, {sum(counts.values()) - counts['kept']} rejected",
+              file=sys.stderr, flush=True)
+        yield index
 
 
 class CorpusIndex(beam.PTransform):
@@ -230,80 +245,6 @@ class CorpusIndex(beam.PTransform):
                | "CountCaptions" >> beam.combiners.Count.PerElement()
                | "HotCaptions" >> beam.Filter(is_hot(self.config.text.max_occurrences)))
         return winners, hot
-
-
-class FilterPairs(beam.PTransform):
-    """Records -> (clean records, rejected records) by the paper's rules in order."""
-
-    def __init__(self, config: FilterConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, inputs):
-        records, duplicate_url_winners, hot_captions = inputs
-        results = records | "ApplyPaperRules" >> beam.ParDo(
-            ApplyRules(PaperRules(self.config)),
-            duplicate_url_winners=AsDict(duplicate_url_winners),
-            hot_captions=AsDict(hot_captions)).with_outputs(ApplyRules.REJECTS, main="clean")
-        clean, rejects = results.clean, results[ApplyRules.REJECTS]
-        if not self.config.dedup_images:
-            return clean, rejects
-        image_winners = (clean
-                         | "ProjectSha256" >> beam.Map(sha_projection)
-                         | "FirstPerImage" >> beam.CombinePerKey(FirstOccurrence())
-                         | "DuplicatedImages" >> beam.FlatMap(duplicated_winner))
-        deduped = clean | "ApplyImageDedup" >> beam.ParDo(
-            ApplyRules(ImageDedupRules(), kept_counter="kept_after_image_dedup"),
-            duplicate_image_winners=AsDict(image_winners)).with_outputs(ApplyRules.REJECTS, main="clean")
-        rejects = (rejects, deduped[ApplyRules.REJECTS]) | "AllRejects" >> beam.Flatten()
-        return deduped.clean, rejects
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardWriterFn:
-    """Write one input shard's rejects and then its clean records, each atomically, under the
-    input shard's name, rows in input order. Returns the shard index. Clean last: a shard counts
-    as done only when both exist."""
-
-    output: str
-    names: tuple[str, ...]  # output name of each input shard, by index
-
-    def __call__(self, item) -> int:
-        index, grouped = item
-        name = self.names[index]
-        rejects = sorted(grouped["rejects"], key=position)
-        clean = sorted(grouped["clean"], key=position)
-        schema.write_shard(schema.join(self.output, REJECT_DIR, name),
-                           [strip_position(r) for r in rejects], schema.REJECT_SCHEMA)
-        schema.write_shard(schema.join(self.output, CLEAN_DIR, name),
-                           [strip_position(r) for r in clean], schema.CLEAN_SCHEMA)
-        print(f"filter: {name}: {len(clean)} kept, {len(rejects)} rejected", file=sys.stderr, flush=True)
-        return index
-
-
-def key_by_shard(record: Mapping[str, Any]) -> tuple[int, Mapping[str, Any]]:
-    return record["_shard"], record
-
-
-def shard_marker(shard: tuple[int, str]) -> tuple[int, None]:
-    return shard[0], None
-
-
-class WriteShards(beam.PTransform):
-    """(clean, rejects) -> one reject and one clean shard per pending input shard (empty ones
-    too), keyed by the input shard, so a rerun knows what is done."""
-
-    def __init__(self, output: str, names: Sequence[str]):
-        super().__init__()
-        self.output, self.names = output, tuple(names)
-
-    def expand(self, inputs):
-        pending, clean, rejects = inputs
-        return ({"shard": pending | "MarkShard" >> beam.Map(shard_marker),
-                 "clean": clean | "KeyClean" >> beam.Map(key_by_shard),
-                 "rejects": rejects | "KeyRejects" >> beam.Map(key_by_shard)}
-                | "GroupByShard" >> beam.CoGroupByKey()
-                | "WriteShard" >> beam.Map(ShardWriterFn(self.output, self.names)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,10 +451,18 @@ def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: 
     todo = (pipeline
             | "PendingShards" >> beam.Create([(i, p) for i, p in enumerate(shard_paths) if i in pending_set])
             | "SpreadShards" >> beam.Reshuffle())
-    records = todo | "ReadRecords" >> beam.FlatMap(read_records)
-    clean, rejects = (records, duplicate_url_winners, hot_captions) | "FilterPairs" >> FilterPairs(config)
     names = [output_name(p) for p in shard_paths]
-    written = (todo, clean, rejects) | "WriteShards" >> WriteShards(output, names)
+    side_inputs = {"duplicate_url_winners": AsDict(duplicate_url_winners), "hot_captions": AsDict(hot_captions)}
+    if config.dedup_images:
+        # Exact image de-duplication applies among kept pairs, so the paper's rules run once over
+        # the pending shards for a bytes-free (sha256, position) projection, then again below.
+        # Only pending shards: a shard done in an earlier run keeps its verdicts.
+        side_inputs["duplicate_image_winners"] = AsDict(
+            todo
+            | "KeptImages" >> beam.ParDo(KeptImages(config), **side_inputs)
+            | "FirstPerImage" >> beam.CombinePerKey(FirstOccurrence())
+            | "DuplicatedImages" >> beam.FlatMap(duplicated_winner))
+    written = todo | "FilterShards" >> beam.ParDo(FilterShard(config, output, names), **side_inputs)
     return written | "Report" >> Report(output, names, input_count, config)
 
 

@@ -1,4 +1,4 @@
-"""The filter stage on Beam: the generic DoFn in a TestPipeline (outputs and counters), the whole
+"""The filter stage on Beam: the per-shard DoFn in a TestPipeline (outputs and counters), the whole
 job on synthetic shards (every pair gets the generator's expected reason), both runners, resume
 after a kill, bad inputs, and readers other than pyarrow."""
 
@@ -80,13 +80,10 @@ def default_run(raw_dir, tmp_path_factory):
 # --------------------------------------------------------------------------------------------
 
 
-def test_filter_pairs_outputs_and_counters():
+def test_filter_shard_outputs_and_counters(tmp_path):
     pairs = _pairs(160, seed=4)
-    records = []
-    for p in pairs:
-        record = p.to_raw_record()
-        record["_shard"], record["_row"] = 0, p.index
-        records.append(record)
+    raw = str(tmp_path / "raw" / schema.shard_name(0))
+    schema.write_shard(raw, [p.to_raw_record() for p in pairs], schema.RAW_SCHEMA)
     first_by_url = {}
     for p in pairs:
         if p.status == schema.STATUS_SUCCESS:
@@ -95,23 +92,50 @@ def test_filter_pairs_outputs_and_counters():
     winners = [(url, pos) for url, pos in first_by_url.items() if counts[url] > 1]
     hot = [(synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES)]
     expected = _expected(pairs, dedup_images=False)
+    output = str(tmp_path / "out")
+    names = [schema.shard_name(0)]
 
     pipeline = BeamTestPipeline(options=pipeline_options([]))
-    clean, rejects = ((pipeline | "Records" >> beam.Create(records),
-                       pipeline | "Winners" >> beam.Create(winners),
-                       pipeline | "Hot" >> beam.Create(hot))
-                      | filter_job.FilterPairs(FilterConfig()))
-    assert_that(clean | "CleanRanks" >> beam.Map(lambda r: r["rank"]),
-                equal_to([i for i, r in expected.items() if r is None]), label="CheckClean")
-    assert_that(rejects | "RejectReasons" >> beam.Map(lambda r: (r["rank"], r["drop_reason"], "image" in r)),
-                equal_to([(i, r, False) for i, r in expected.items() if r is not None]), label="CheckRejects")
+    written = (pipeline
+               | "Shards" >> beam.Create([(0, raw)])
+               | beam.ParDo(filter_job.FilterShard(FilterConfig(), output, names, batch_rows=16),
+                            duplicate_url_winners=beam.pvalue.AsDict(pipeline | "Winners" >> beam.Create(winners)),
+                            hot_captions=beam.pvalue.AsDict(pipeline | "Hot" >> beam.Create(hot))))
+    assert_that(written, equal_to([0]))
     result = pipeline.run()
     result.wait_until_finish()
 
+    clean = schema.read_shard(os.path.join(output, "clean", names[0]), schema.CLEAN_SCHEMA).to_pylist()
+    rejects = schema.read_shard(os.path.join(output, "rejects", names[0]), schema.REJECT_SCHEMA).to_pylist()
+    assert [r["rank"] for r in clean] == [i for i, r in expected.items() if r is None]  # input order
+    assert [(r["rank"], r["drop_reason"]) for r in rejects] == [(i, r) for i, r in expected.items() if r is not None]
+    assert "image" not in schema.REJECT_SCHEMA.names and all(r["image"] for r in clean)
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace("filters"))["counters"]}
     want = collections.Counter("kept" if r is None else r for r in expected.values())
     assert counters == dict(want)
+
+
+def test_a_failing_shard_leaves_no_output_under_a_final_name(tmp_path, monkeypatch):
+    pairs = _pairs(60, seed=5)
+    raw = str(tmp_path / "raw" / schema.shard_name(0))
+    schema.write_shard(raw, [p.to_raw_record() for p in pairs], schema.RAW_SCHEMA)
+    fn = filter_job.FilterShard(FilterConfig(), str(tmp_path / "out"), [schema.shard_name(0)], batch_rows=4)
+    fn.setup()
+    real_check = fn._rules.check
+    seen = []
+
+    def failing_check(record, *args):
+        seen.append(record)
+        if len(seen) == 40:
+            raise RuntimeError("worker lost")
+        return real_check(record, *args)
+
+    monkeypatch.setattr(fn._rules, "check", failing_check)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        list(fn.process((0, raw), {}, {}))
+    for kind in ("clean", "rejects"):
+        assert os.listdir(tmp_path / "out" / kind) == []  # the temporaries were removed, no final name
 
 
 # --------------------------------------------------------------------------------------------
