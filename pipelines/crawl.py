@@ -304,13 +304,34 @@ class DownloadAndWriteFn(_EventLoopDoFn):
         writer = schema.ShardWriter(shard_path(self.config.output, name), schema.RAW_SCHEMA)
         try:
             self._download_into(name, hits, writer, statuses)
+            carried = self._carry_over(name, hits, writer, statuses)
             stats = chunk_stats(name, chunk_info, query_records, len(hits) + duplicates, duplicates, statuses)
+            if carried:
+                stats["carried_over"] = carried
             schema.write_json(stats_path(self.config.output, name), stats, sort_keys=True)
             writer.close()  # the shard's final name appears last: it marks the chunk as done
         except BaseException:
             writer.abort()
             raise
         yield stats
+
+    def _carry_over(self, name: str, hits: Sequence[dict], writer: schema.ShardWriter,
+                    statuses: Counter) -> int:
+        """On a re-crawl (--retry-blocked) the chunk's finished shard is being replaced: its rows
+        whose URL the new search did not bring again are copied into the new shard, so a retry
+        never loses a pair (a query that was fine before may be blocked this time). No other
+        chunk can hold those URLs: the old shard's claim kept them for this chunk alone."""
+        old = shard_path(self.config.output, name)
+        if not schema.exists(old):
+            return 0
+        found = {url_identity(h["url"]) for h in hits}
+        carried = 0
+        for batch in schema.iter_shard_batches(old, schema.RAW_SCHEMA):
+            rows = [r for r in batch.to_pylist() if url_identity(r["url"]) not in found]
+            writer.write_records(rows)
+            carried += len(rows)
+            statuses.update(r["status"] for r in rows)
+        return carried
 
     def _download_into(self, name: str, hits: Sequence[dict], writer: schema.ShardWriter,
                        statuses: Counter) -> None:

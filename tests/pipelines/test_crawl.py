@@ -189,6 +189,28 @@ def test_retry_blocked_crawls_the_blocked_chunk_again_without_duplicates(local, 
     assert newly and all(r["query"] == blocked[0] for r in newly)
 
 
+def test_retry_blocked_keeps_the_pairs_of_a_query_blocked_only_this_time(local, tmp_path):
+    catalog, engine = local
+    argv = crawl_argv(local, tmp_path)
+    first = crawl.run(argv)
+    [blocked] = first.totals["blocked_queries"]
+    before = {r["url"]: r for r in read_raw(tmp_path / "raw").to_pylist()}
+    # a query of the same chunk (chunks of 3 queries) that was answered the first time
+    position = catalog.queries.index(blocked)
+    neighbours = [q for q in catalog.queries[position - position % 3: position - position % 3 + 3]
+                  if q != blocked and any(r["query"] == q for r in before.values())]
+    assert neighbours
+    modes = catalog.catalog.search_modes
+    modes[neighbours[0]] = modes.pop(blocked)  # the retry is blocked on the other query instead
+    again = crawl.run([*argv, "--retry-blocked"])
+    assert again.crawled_chunks == 1
+    rows = read_raw(tmp_path / "raw").to_pylist()
+    urls = [r["url"] for r in rows]
+    assert len(urls) == len(set(urls))
+    assert set(before) <= set(urls)  # nothing the first crawl had is lost
+    assert any(r["query"] == blocked for r in rows)  # and the retried query's pairs arrived
+
+
 def test_url_list_mode_reads_csv_tsv_and_parquet(local, tmp_path):
     catalog, engine = local
     entries = [e for e in catalog.catalog.results[catalog.queries[0]]
