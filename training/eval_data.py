@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import os
 import re
@@ -39,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
+
+from training.data import decode_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 
@@ -53,12 +54,12 @@ class EvalDataError(ValueError):
 
 
 def _decode(data: bytes, where: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as exc:  # Pillow raises many types for a bad file; name the image
-        raise EvalDataError(f"cannot decode image {where}: {exc}") from exc
-    return image.convert("RGB")
+    """The training reader's full decode, but a bad image in an evaluation set is an error that
+    names it (a benchmark must not silently shrink)."""
+    image = decode_image(data)
+    if image is None:
+        raise EvalDataError(f"cannot decode image {where}: truncated, corrupt or not an image")
+    return image
 
 
 class FileGallery:
