@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--grad-checkpointing", action="store_true", help="checkpoint the text tower's activations")
     g.add_argument("--tiny", action="store_true",
                    help="a tiny model for smoke runs: random resnet18 at 64 px, 2-layer 64-wide BERT, dim 32 "
-                        "(overrides the model flags)")
+                        "(overrides the model flags but --image-tower, --image-size, --similarity and the token options)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, help="optimiser steps (default: --epochs over the data)")
     g.add_argument("--epochs", type=float, default=20.0)
@@ -175,6 +175,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, LiTConfig,
                                               "image_token_pool")}
         if args.image_tower != LiTConfig.image_tower:  # an explicitly chosen tower wins over the tiny one
             keep["image_tower"] = args.image_tower
+        if args.image_size is not None:  # so does an explicit resolution
+            keep["image_size"] = args.image_size
         model = LiTConfig.tiny(**keep)
     else:
         model = LiTConfig(**model_values)

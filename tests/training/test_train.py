@@ -170,3 +170,14 @@ def test_torchrun_with_two_gloo_ranks(tmp_path, clean_dir):
     assert [d["positions"][0]["taken"] for d in state["data"]] == [24, 24]
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
     assert "step 3/3" in (out / "train.log").read_text()
+
+
+def test_tiny_keeps_an_explicit_resolution_and_tower_but_nothing_else():
+    from training.train import build_parser, configs_from_args
+
+    args = build_parser().parse_args(["--data", "d", "--output", "o", "--tiny", "--image-size", "96", "--text-layers", "12"])
+    _, model, _ = configs_from_args(args)
+    assert model.image_size == 96  # the demo trains the tiny model at 96 px
+    assert model.text_layers == LiTConfig.tiny().text_layers  # other model flags stay tiny
+    _, default, _ = configs_from_args(build_parser().parse_args(["--data", "d", "--output", "o", "--tiny"]))
+    assert default.image_size == LiTConfig.tiny().image_size
