@@ -26,6 +26,14 @@ test: ## run the test suite (pytest, with a per-test timeout)
 synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0
 
+# --- the whole pipeline offline ---
+DEMO_OUTPUT ?= runs/demo
+DEMO_ARGS ?=
+.PHONY: demo
+
+demo: ## crawl a local engine, filter, split, train a small LiT on CPU, evaluate, report: runs/demo/ (~4 min)
+	$(PY) -m pipelines.demo --output $(DEMO_OUTPUT) $(DEMO_ARGS)
+
 # --- crawl targets ---
 QUERIES_FILE ?= runs/queries.txt
 CRAWL_OUT ?= runs/crawl/raw
@@ -102,6 +110,15 @@ eval: ## retrieval R@1/5/10 + MR of EVAL_CHECKPOINT on EVAL_DATA (EVAL_LAYOUT: t
 
 eval-zeroshot: ## zero-shot top-1/top-5 (80 Chinese prompts) of EVAL_CHECKPOINT on the class folders in EVAL_IMAGES
 	$(PY) -m training.evaluate zeroshot --checkpoint $(EVAL_CHECKPOINT) --image-dir $(EVAL_IMAGES) $(EVAL_ARGS)
+
+# --- report targets ---
+REPORT_INPUT ?= $(FILTER_OUTPUT)
+REPORT_OUTPUT ?= $(REPORT_INPUT)/report
+REPORT_ARGS ?=
+.PHONY: report
+
+report: ## the dataset report of REPORT_INPUT (a filter output) as REPORT_OUTPUT/index.html: Table 2, funnel, word cloud, samples
+	$(PY) -m pipelines.report --input $(REPORT_INPUT) --output $(REPORT_OUTPUT) $(REPORT_ARGS)
 
 clean: ## remove runs/ and caches (keeps .venv/)
 	rm -rf runs .pytest_cache
