@@ -90,7 +90,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="train_throughput-") as work:  # shards and cache, removed after
+        return run(args, work)
 
+
+def run(args: argparse.Namespace, work: str) -> int:
     from training import cache_features
     from training.cache_features import CACHE_SCHEMA, CacheDecoder, read_cache_meta
     from training.data import ImageDecoder, PairStream, scan_shards
@@ -104,7 +108,6 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16"
                 else (lambda: torch.autocast(device.type, enabled=False)))
-    work = tempfile.mkdtemp(prefix="train_throughput-")
     clean, cache = os.path.join(work, "clean"), os.path.join(work, "cache")
     rows = write_clean_shards(clean, args.pairs, 256)
     torch.manual_seed(0)
