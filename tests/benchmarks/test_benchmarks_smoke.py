@@ -1,0 +1,72 @@
+"""Each benchmark's command line runs at a tiny size and writes the fields the README's tables show.
+
+The real runs take minutes (README "Benchmarks"); these keep the code paths alive. The download
+benchmark has its own tiny run in tests/pipelines/test_crawl_catalog.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+
+import pytest
+
+from benchmarks import text_filters, token_wise_memory, train_throughput
+
+
+def test_text_filters_cli_writes_the_readme_fields(tmp_path):
+    out = tmp_path / "text_filters.json"
+    assert text_filters.main(["--captions", "200", "--seed", "1", "--min-seconds", "0.02", "--json", str(out)]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["captions"] == 200
+    assert result["ours_captions_per_s"] > 0 and result["jieba_captions_per_s"] > 0
+    assert result["speedup"] == pytest.approx(result["ours_captions_per_s"] / result["jieba_captions_per_s"], rel=0.01)
+    assert 0.995 <= result["length_rule_agreement"] <= 1
+    assert 0 < result["masked_caption_agreement"] <= 1 and 0 < result["captions_compared_for_masks"] <= 200
+
+
+def test_train_throughput_cli_writes_the_readme_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the benchmark's work directory goes here
+    out = tmp_path / "train_throughput.json"
+    argv = ["--image-tower", "resnet18", "--text-layers", "1", "--text-width", "32", "--text-heads", "2",
+            "--batch", "4", "--steps", "1", "--warmup", "0", "--pairs", "30", "--json", str(out)]
+    assert train_throughput.main(argv) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["batch"] == 4 and result["precision"] == "fp32" and result["image_tower"] == "resnet18"
+    for mode in ("without_cache", "with_cache"):  # the table's rows
+        row = result[mode]
+        assert row["samples_per_s"] > 0
+        assert set(row["seconds"]) == {"data_and_tower", "text_forward_backward", "optimizer"}  # its columns
+        assert row["seconds_per_step"] == pytest.approx(sum(row["seconds"].values()), abs=0.01)
+    assert result["speedup"] == pytest.approx(
+        result["with_cache"]["samples_per_s"] / result["without_cache"]["samples_per_s"], rel=0.02)
+    assert result["cache_build_images_per_s"] > 0
+    assert not list(tmp_path.glob("train_throughput-*"))  # its work directory is removed
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+def test_token_wise_memory_cli_writes_the_readme_fields(tmp_path, monkeypatch):
+    """The full shape needs about 1.5 GiB and half a minute, so the shape is shrunk and each variant,
+    which main() starts as `python -m benchmarks.token_wise_memory --variant V`, runs in this process."""
+    monkeypatch.setattr(token_wise_memory, "SHAPE",
+                        {"local": 4, "global": 8, "image_tokens": 5, "text_tokens": 6, "dim": 8})
+    started = []
+
+    def run_variant_here(argv, **kwargs):
+        variant, device = argv[argv.index("--variant") + 1], argv[argv.index("--device") + 1]
+        assert argv[1:3] == ["-m", "benchmarks.token_wise_memory"]
+        started.append(variant)
+        line = json.dumps(token_wise_memory.run_variant(variant, device))
+        return subprocess.CompletedProcess(argv, 0, stdout=line + "\n", stderr="")
+
+    monkeypatch.setattr(token_wise_memory.subprocess, "run", run_variant_here)
+    out = tmp_path / "token_wise.json"
+    assert token_wise_memory.main(["--json", str(out)]) == 0
+    assert started == ["chunked", "naive"]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["shape"]["local"] == 4
+    assert [r["variant"] for r in result["results"]] == ["chunked", "naive"]  # the table's rows
+    for row in result["results"]:  # its columns: extra memory, time, loss
+        assert {"extra_gib", "extra_bytes", "seconds", "loss"} <= set(row) and row["extra_bytes"] >= 0
+    assert result["same_loss"] is True  # chunked and naive agree
