@@ -452,8 +452,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
         "samples": [{"key": s.key, "position": s.position, "caption": s.caption, "query": s.query,
                      "width": s.width, "height": s.height, "thumbnail": t} for s, t in zip(picked, thumbnails)],
     }
-    write_bytes(os.path.join(output, REPORT_FILE),
-                json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8"))
+    schema.write_json(os.path.join(output, REPORT_FILE), report)
     title = f"Dataset report: {input_dir.rstrip('/').rsplit('/', 1)[-1] or input_dir}"
     page = render_html(title, table, funnel, funnel_note, cloud_note, picked, thumbnails, seed)
     write_bytes(os.path.join(output, INDEX_FILE), page.encode("utf-8"))  # last: the page is complete
