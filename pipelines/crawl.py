@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import sys
 import time
 from collections import Counter
@@ -419,9 +418,7 @@ def plan_chunks(args: argparse.Namespace) -> list[Chunk]:
 
 def read_stats(output: str, name: str) -> dict:
     """A finished chunk's stats/<name>.json."""
-    fs, path = schema.resolve(stats_path(output, name))
-    with fs.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode("utf-8"))
+    return schema.read_json(stats_path(output, name))
 
 
 def summarise(output: str, chunks: Sequence[Chunk]) -> dict:

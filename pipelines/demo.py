@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -75,8 +74,8 @@ def stages(config: DemoConfig, out: str) -> list[Stage]:
                         "--per-query", str(config.per_query), "--seed", str(config.seed)),
               lambda: os.path.exists(os.path.join(raw, "crawl_summary.json"))),
         Stage("filter", ("pipelines.filter", "--input", raw, "--output", out),
-              lambda: os.path.exists(os.path.join(out, "funnel.json"))),
-        Stage("split", ("pipelines.split", "--input", os.path.join(out, "clean"), "--output", split,
+              lambda: os.path.exists(os.path.join(out, schema.FUNNEL_FILE))),
+        Stage("split", ("pipelines.split", "--input", os.path.join(out, schema.CLEAN_DIR), "--output", split,
                         "--test-share", str(config.test_share), "--seed", str(config.seed)),
               lambda: os.path.exists(os.path.join(split, "split.json"))),
         Stage("train", ("training.train", "--data", os.path.join(split, "train"), "--output", train,
@@ -110,8 +109,7 @@ def prepare(out: str, config: DemoConfig, fresh: bool) -> None:
         log(f"--fresh: removing {out}")
         shutil.rmtree(out)
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            previous = json.load(handle)
+        previous = schema.read_json(path)
         if previous != wanted:
             changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
             raise DemoError(f"{out} holds a demo run with other settings ({', '.join(changed)}); "
@@ -153,10 +151,8 @@ def shared_images(train_dir: str, test_dir: str) -> int:
 def annotate_eval(out: str) -> dict:
     """Add the held-out split and R@1 over chance to eval.json (atomically) and return it."""
     eval_path, split_dir = os.path.join(out, EVAL_FILE), os.path.join(out, "split")
-    with open(eval_path, encoding="utf-8") as handle:
-        result = json.load(handle)
-    with open(os.path.join(split_dir, "split.json"), encoding="utf-8") as handle:
-        split = json.load(handle)
+    result = schema.read_json(eval_path)
+    split = schema.read_json(os.path.join(split_dir, "split.json"))
     metrics, chance = result["metrics"], result["chance"]
     r1 = (metrics["i2t_R@1"] + metrics["t2i_R@1"]) / 2
     r1_chance = (chance["i2t_R@1"] + chance["t2i_R@1"]) / 2

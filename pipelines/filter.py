@@ -50,13 +50,9 @@ from pipelines.beam_options import RUNNER_HELP, pipeline_options
 from pipelines.filter_records import (FilterConfig, Position, RecordRules, caption_for_count,
                                       check_duplicate_image, position, reject_record,
                                       strip_position)
+from pipelines.schema import CLEAN_DIR, FUNNEL_FILE, REJECT_DIR, STATS_FILE, WORD_CLOUD_FILE
 from pipelines.stats import CaptionStats, FontNotFound, draw_word_cloud
 
-CLEAN_DIR = "clean"
-REJECT_DIR = "rejects"
-FUNNEL_FILE = "funnel.json"
-STATS_FILE = "stats.json"
-WORD_CLOUD_FILE = "wordcloud.png"
 MANIFEST_FILE = "_filter_manifest.json"
 COUNTER_NAMESPACE = "filters"
 _PROJECTION_COLUMNS = ["url", "status", "caption", "caption_raw"]
@@ -326,12 +322,6 @@ class WriteReport:
         return self.output
 
 
-def _read_json(uri: str) -> Any:
-    fs, path = schema.resolve(uri)
-    with fs.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode("utf-8"))
-
-
 def after_writes(item: tuple[str, str], _written: list[int]) -> tuple[str, str]:
     """Pass `item` on; the side input only makes this step wait for every shard write."""
     return item
@@ -409,7 +399,7 @@ def prepare_output(output: str, fingerprint: dict, overwrite: bool) -> None:
     """Create the output directories; refuse (or with overwrite, clear) outputs of other inputs."""
     manifest = schema.join(output, MANIFEST_FILE)
     if schema.exists(manifest):
-        previous = _read_json(manifest)
+        previous = schema.read_json(manifest)
         if previous.get("digest") != fingerprint["digest"]:
             if not overwrite:
                 raise FilterInputError(
@@ -483,7 +473,7 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_pipeline(pipeline, shard_paths, output, config, pending, input_count)
-    funnel = _read_json(schema.join(output, FUNNEL_FILE))
+    funnel = schema.read_json(schema.join(output, FUNNEL_FILE))
     log(f"filter: {funnel['output']} of {funnel['input']} pairs kept in {time.monotonic() - started:.1f}s; "
         + ", ".join(f"{r}={n}" for s in funnel["stages"] for r, n in s["dropped"].items()))
     if word_cloud:
@@ -494,17 +484,14 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
 def render_word_cloud(output: str, font: str | None, log=print) -> str | None:
     """Draw wordcloud.png (local outputs only) from stats.json; a clear message, no crash, when
     there is no font or no word."""
-    stats = _read_json(schema.join(output, STATS_FILE))
+    stats = schema.read_json(schema.join(output, STATS_FILE))
     fs, path = schema.resolve(schema.join(output, WORD_CLOUD_FILE))
     if "://" in output:
         log("filter: the word cloud is drawn for local outputs only; stats.json has the top words")
         return None
     try:
         used = draw_word_cloud(stats["top_words"], path, font)
-    except FontNotFound as err:
-        log(f"filter: no word cloud: {err}")
-        return None
-    except ValueError as err:
+    except (FontNotFound, ValueError) as err:  # no CJK font, or no words
         log(f"filter: no word cloud: {err}")
         return None
     log(f"filter: word cloud {path} (font {used})")

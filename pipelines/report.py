@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import html
 import io
-import json
 import os
 import random
 import re
@@ -39,13 +38,10 @@ import pyarrow as pa
 from pipelines import schema
 from pipelines.stats import CaptionStats, FontNotFound, draw_word_cloud, find_cjk_font
 
-CLEAN_DIR = "clean"  # the filter's layout (pipelines.filter), repeated here to keep Beam out
-FUNNEL_FILE = "funnel.json"
 INDEX_FILE = "index.html"
 REPORT_FILE = "report.json"
 FUNNEL_CHART = "funnel.png"
 LENGTH_CHART = "caption_lengths.png"
-WORD_CLOUD = "wordcloud.png"
 SAMPLES_DIR = "samples"
 DEFAULT_SAMPLES = 24
 THUMBNAIL_SIDE = 256
@@ -84,8 +80,8 @@ def locate_input(input_dir: str) -> tuple[list[str], str | None]:
     filter's clean/, is used). Raises ReportInputError naming the path when there is no shard."""
     input_dir = input_dir.rstrip("/") or "/"
     parent, _, name = input_dir.rpartition("/")
-    beside_clean = [parent] if name == CLEAN_DIR and parent else []
-    layouts = [(schema.join(input_dir, CLEAN_DIR), [input_dir]),  # a filter output directory
+    beside_clean = [parent] if name == schema.CLEAN_DIR and parent else []
+    layouts = [(schema.join(input_dir, schema.CLEAN_DIR), [input_dir]),  # a filter output directory
                (input_dir, [input_dir, *beside_clean])]  # clean shards themselves
     for shard_dir, funnel_dirs in layouts:
         try:
@@ -93,20 +89,18 @@ def locate_input(input_dir: str) -> tuple[list[str], str | None]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         if shards:
-            funnels = [schema.join(d, FUNNEL_FILE) for d in funnel_dirs]
+            funnels = [schema.join(d, schema.FUNNEL_FILE) for d in funnel_dirs]
             return shards, next((f for f in funnels if schema.exists(f)), None)
-    raise ReportInputError(f"no clean shards (*.parquet) in {input_dir} or {schema.join(input_dir, CLEAN_DIR)}")
+    raise ReportInputError(f"no clean shards (*.parquet) in {input_dir} or {schema.join(input_dir, schema.CLEAN_DIR)}")
 
 
 def read_funnel(uri: str) -> dict:
     """funnel.json, checked against DESIGN.md's layout (ReportInputError naming it if not)."""
-    fs, path = schema.resolve(uri)
-    with fs.open_input_stream(path) as stream:
-        try:
-            funnel = json.loads(stream.read().decode("utf-8"))
-            schema.validate_funnel(funnel)
-        except (ValueError, KeyError, TypeError) as err:
-            raise ReportInputError(f"{uri}: not a valid funnel.json ({err})") from err
+    try:
+        funnel = schema.read_json(uri)
+        schema.validate_funnel(funnel)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReportInputError(f"{uri}: not a valid funnel.json ({err})") from err
     return funnel
 
 
@@ -252,9 +246,7 @@ def render_word_cloud(top_words: Sequence[tuple[str, int]], path: str, font: str
     try:
         with atomic_path(path) as tmp:
             draw_word_cloud(top_words, tmp, font)
-    except FontNotFound as err:
-        return f"No word cloud: {err}."
-    except ValueError as err:
+    except (FontNotFound, ValueError) as err:  # no CJK font, or no words
         return f"No word cloud: {err}."
     return None
 
@@ -376,7 +368,7 @@ def render_html(title: str, table: Mapping[str, Any], funnel: Mapping[str, Any] 
                 word_cloud_note: str | None, samples: Sequence[Sample], thumbnails: Sequence[str | None],
                 seed: int) -> str:
     cloud = (f'<p class="note" id="no-word-cloud">{_e(word_cloud_note)}</p>' if word_cloud_note else
-             f'<img class="chart" id="word-cloud" src="{WORD_CLOUD}" alt="word cloud of the captions">')
+             f'<img class="chart" id="word-cloud" src="{schema.WORD_CLOUD_FILE}" alt="word cloud of the captions">')
     return f"""<!DOCTYPE html>
 <html lang="zh">
 <head>
@@ -435,7 +427,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
         funnel_note = (f"No funnel: there is no funnel.json beside the clean shards of {input_dir} "
                        "(it is written by python -m pipelines.filter).")
     draw_length_chart(stats, table, os.path.join(output, LENGTH_CHART), font)
-    cloud_note = render_word_cloud(table["top_words"], os.path.join(output, WORD_CLOUD), font)
+    cloud_note = render_word_cloud(table["top_words"], os.path.join(output, schema.WORD_CLOUD_FILE), font)
     if cloud_note:
         log(f"report: {cloud_note}")
     thumbnails = write_thumbnails(picked, output)
@@ -447,7 +439,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
         "top_words": table["top_words"][:50],
         "funnel": None if funnel is None else {"input": funnel["input"], "dropped": dropped_per_reason(funnel),
                                                "output": funnel["output"]},
-        "word_cloud": None if cloud_note else WORD_CLOUD,
+        "word_cloud": None if cloud_note else schema.WORD_CLOUD_FILE,
         "seed": seed,
         "samples": [{"key": s.key, "position": s.position, "caption": s.caption, "query": s.query,
                      "width": s.width, "height": s.height, "thumbnail": t} for s, t in zip(picked, thumbnails)],

@@ -98,6 +98,13 @@ SCHEMAS = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA, "reject": REJECT_SCHEMA}
 SHARD_SUFFIX = ".parquet"
 _TMP_MARK = ".tmp-"
 
+# A filter output directory (pipelines.filter writes it; the report, the demo and training read it).
+CLEAN_DIR = "clean"
+REJECT_DIR = "rejects"
+FUNNEL_FILE = "funnel.json"
+STATS_FILE = "stats.json"
+WORD_CLOUD_FILE = "wordcloud.png"
+
 
 class ShardSchemaError(ValueError):
     """A shard does not hold the columns (or types) its kind requires."""
@@ -334,6 +341,13 @@ def iter_shard_batches(uri: str, schema: pa.Schema, columns: Sequence[str] | Non
             yield from table.to_batches(max_chunksize=batch_size)
     except (pa.ArrowInvalid, OSError) as err:
         raise ShardReadError(f"{uri}: truncated or corrupt Parquet data ({err})") from err
+
+
+def read_json(uri: str) -> Any:
+    """A JSON file on any filesystem `resolve` knows."""
+    fs, path = resolve(uri)
+    with fs.open_input_stream(path) as stream:
+        return json.loads(stream.read().decode("utf-8"))
 
 
 def write_json(uri: str, payload: Any, indent: int = 1, sort_keys: bool = False) -> str:

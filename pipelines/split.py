@@ -6,8 +6,9 @@ under any URL or caption, lands on the same side, and the split is stable when s
     python -m pipelines.split --input runs/filter/clean --output runs/filter/split --test-share 0.1
 
 writes `OUTPUT/train/` and `OUTPUT/test/` (one shard per side for each input shard that has rows
-for it, same name, written atomically) and `OUTPUT/split.json` with the counts. A rerun skips
-input shards whose outputs are already there.
+for it, same name, written atomically) and `OUTPUT/split.json` with the counts per shard. The
+manifest is saved every few shards and at the end, and a rerun skips the shards it lists (a shard
+split again after a kill is rewritten whole, under the same name).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 
@@ -76,9 +76,11 @@ def split_shard(path: str, output: str, config: SplitConfig) -> dict[str, int]:
     return counts
 
 
-def split_shards(input_dir: str, output: str, config: SplitConfig = SplitConfig(), log=print) -> dict:
+def split_shards(input_dir: str, output: str, config: SplitConfig = SplitConfig(), log=print,
+                 save_every: int = 20) -> dict:
     """Split every clean shard in `input_dir` into `output/{train,test}/`; returns (and writes)
-    `output/split.json`. Shards recorded in an earlier run's split.json are skipped."""
+    `output/split.json`, which is also saved every `save_every` shards so that a killed run
+    resumes. Shards recorded in an earlier run's split.json are skipped."""
     shards = schema.list_shards(input_dir)
     if not shards:
         raise FileNotFoundError(f"no clean shards (*.parquet) in {input_dir}")
@@ -88,12 +90,22 @@ def split_shards(input_dir: str, output: str, config: SplitConfig = SplitConfig(
     for side in SIDES:
         schema.makedirs(schema.join(output, side))
         schema.remove_stale_temporaries(schema.join(output, side))
+    split_now = 0
     for index, path in enumerate(shards, 1):
         name = path.rstrip("/").rpartition("/")[2]
         if name in per_shard:
             continue
         per_shard[name] = split_shard(path, output, config)
         log(f"split: {name}: {per_shard[name]['train']} train, {per_shard[name]['test']} test ({index}/{len(shards)})")
+        split_now += 1
+        if split_now % save_every == 0:
+            _write_manifest(manifest_path, input_dir, config, per_shard)
+    manifest = _write_manifest(manifest_path, input_dir, config, per_shard)
+    log(f"split: {manifest['pairs']['train']} train and {manifest['pairs']['test']} test pairs in {output}")
+    return manifest
+
+
+def _write_manifest(path: str, input_dir: str, config: SplitConfig, per_shard: dict[str, dict[str, int]]) -> dict:
     manifest = {
         "input": input_dir,
         "rule": "test when sha256(f'{seed}:{image sha256}') < test_share * 2**64 (first 8 bytes, big-endian)",
@@ -102,8 +114,7 @@ def split_shards(input_dir: str, output: str, config: SplitConfig = SplitConfig(
         "pairs": {side: sum(c[side] for c in per_shard.values()) for side in SIDES},
         "shards": per_shard,
     }
-    schema.write_json(manifest_path, manifest)
-    log(f"split: {manifest['pairs']['train']} train and {manifest['pairs']['test']} test pairs in {output}")
+    schema.write_json(path, manifest)
     return manifest
 
 
@@ -111,9 +122,7 @@ def _read_manifest(path: str, config: SplitConfig) -> dict[str, dict[str, int]]:
     """Shards done by an earlier run with the same settings ({} when none or different)."""
     if not schema.exists(path):
         return {}
-    fs, local = schema.resolve(path)
-    with fs.open_input_stream(local) as handle:
-        manifest = json.loads(handle.read().decode("utf-8"))
+    manifest = schema.read_json(path)
     if manifest.get("test_share") != config.test_share or manifest.get("seed") != config.seed:
         raise ValueError(f"{path} was written with test_share={manifest.get('test_share')} "
                          f"seed={manifest.get('seed')}; use another --output or the same settings")

@@ -80,6 +80,30 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(clean_dir, tmp_path)
         split.split_shards(directory, out, split.SplitConfig(test_share=0.3), log=lines.append)
 
 
+def test_a_killed_run_resumes_from_the_saved_manifest(clean_dir, tmp_path, monkeypatch):
+    directory, records = clean_dir
+    out = str(tmp_path / "out")
+    real, calls = split.split_shard, []
+
+    def dies_on_the_fourth(path, output, config):
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # killed while splitting the fourth shard
+        return real(path, output, config)
+
+    monkeypatch.setattr(split, "split_shard", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        split.split_shards(directory, out, split.SplitConfig(test_share=0.2), log=lambda _: None, save_every=2)
+    monkeypatch.setattr(split, "split_shard", real)
+    lines: list[str] = []
+    manifest = split.split_shards(directory, out, split.SplitConfig(test_share=0.2), log=lines.append, save_every=2)
+    shards = schema.list_shards(directory)
+    assert sum("(" in line for line in lines) == len(shards) - 2  # the two saved shards are not split again
+    train, test = side_rows(out, "train"), side_rows(out, "test")
+    assert sorted(r["key"] for r in train + test) == sorted(r["key"] for r in records)  # none lost, none twice
+    assert manifest["pairs"] == {"train": len(train), "test": len(test)} and len(manifest["shards"]) == len(shards)
+
+
 def test_row_without_sha256_is_a_clear_error_and_leaves_no_shard(tmp_path):
     directory = str(tmp_path / "clean")
     write_shards(directory, [record(0, b"a"), dict(record(1, b"b"), sha256=None)], per_shard=10)
