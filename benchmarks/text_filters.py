@@ -20,8 +20,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from filters.chain import TextFilterChain
-from filters.names import MASK
+from benchmarks.name_masking import load as load_name_captions
+from filters.contract import NAME_MASK
+from filters.rules import RuleSet
 from filters.sensitive import SensitiveWordMatcher
 from filters.text import TextConfig, check_length
 from pipelines import synthetic
@@ -39,9 +40,7 @@ THINGS = ("连衣裙", "手机壳", "红木沙发", "明式家具", "金色吊�
 def build_captions(n: int, seed: int) -> list[str]:
     """n varied captions, deterministic for the seed."""
     rng = random.Random(seed)
-    from tests.filters.name_set import load  # the name caption set, when run from a checkout
-
-    pool = [c.text for c in load()]
+    pool = [c.text for c in load_name_captions()]
     captions = []
     for i in range(n):
         kind = rng.random()
@@ -58,7 +57,7 @@ def build_captions(n: int, seed: int) -> list[str]:
     return captions
 
 
-def jieba_chain(matcher: SensitiveWordMatcher) -> TextFilterChain:
+def jieba_chain(matcher: SensitiveWordMatcher) -> RuleSet:
     """The same chain on plain jieba: jieba.cut counts words, jieba.posseg's nr tag masks names."""
     import jieba
     import jieba.posseg
@@ -67,21 +66,21 @@ def jieba_chain(matcher: SensitiveWordMatcher) -> TextFilterChain:
     jieba.initialize()
 
     def mask_nr(text: str) -> str:
-        return "".join(MASK if pair.flag == "nr" else pair.word for pair in jieba.posseg.cut(text))
+        return "".join(NAME_MASK if pair.flag == "nr" else pair.word for pair in jieba.posseg.cut(text))
 
-    return TextFilterChain(matcher=matcher, cut=jieba.cut, mask=mask_nr)
+    return RuleSet(matcher=matcher, cut=jieba.cut, mask=mask_nr)
 
 
-def throughput(chains: Sequence[TextFilterChain], captions: Sequence[str], rounds: int = 5,
+def throughput(chains: Sequence[RuleSet], captions: Sequence[str], rounds: int = 5,
                min_seconds: float = 2.0) -> list[float]:
-    """Captions per CPU-second of each chain's apply, one core.
+    """Captions per CPU-second of each rule set's judge_caption, one core.
 
     The chains take turns, `rounds` times, each round at least min_seconds / rounds long, and each
     chain's median round is reported. CPU time of this process (not wall time) and interleaved
     rounds keep the ratio honest on a machine shared with other jobs.
     """
     for chain in chains:
-        chain.apply(captions[0])  # build lazy resources outside the timing
+        chain.judge_caption(captions[0])  # build lazy resources outside the timing
     per_round = max(min_seconds / rounds, 0.01)
     speeds: list[list[float]] = [[] for _ in chains]
     for _ in range(rounds):
@@ -89,7 +88,7 @@ def throughput(chains: Sequence[TextFilterChain], captions: Sequence[str], round
             done, started = 0, time.process_time()
             while True:
                 for caption in captions:
-                    chain.apply(caption)
+                    chain.judge_caption(caption)
                 done += len(captions)
                 elapsed = time.process_time() - started
                 if elapsed >= per_round:
@@ -107,14 +106,14 @@ def run(n: int, seed: int, min_seconds: float) -> dict:
 
     captions = build_captions(n, seed)
     matcher = SensitiveWordMatcher.default()
-    ours = TextFilterChain(matcher=matcher)
+    ours = RuleSet(matcher=matcher)
     reference = jieba_chain(matcher)
     ours_speed, reference_speed = throughput([ours, reference], captions, min_seconds=min_seconds)
     config = TextConfig()
     length_agreement = agreement(captions, lambda c: check_length(c, config),
                                  lambda c: check_length(c, config, jieba.cut))
-    kept = [c for c in captions if ours.apply(c).reason is None and reference.apply(c).reason is None]
-    mask_agreement = agreement(kept, lambda c: ours.apply(c).caption, lambda c: reference.apply(c).caption)
+    kept = [c for c in captions if ours.judge_caption(c).reason is None and reference.judge_caption(c).reason is None]
+    mask_agreement = agreement(kept, lambda c: ours.judge_caption(c).caption, lambda c: reference.judge_caption(c).caption)
     return {
         "captions": n,
         "ours_captions_per_s": round(ours_speed, 1),

@@ -26,15 +26,14 @@ import torch
 
 
 def write_clean_shards(directory: str, pairs: int, size: int) -> int:
-    from pipelines import schema
+    from filters import contract
     from pipelines.synthetic import generate_pairs
 
     records = []
     for pair in generate_pairs(pairs, seed=0, size=size):
         if pair.expected_reason is None:
-            raw = pair.to_raw_record()
-            records.append({name: raw[name] for name in schema.CLEAN_SCHEMA.names})
-    schema.write_shard(schema.join(directory, schema.shard_name(0)), records, schema.CLEAN_SCHEMA)
+            records.append(pair.to_clean_record())
+    contract.write_shard(contract.join(directory, contract.shard_name(0)), records, contract.CLEAN_SCHEMA)
     return len(records)
 
 
@@ -95,6 +94,7 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace, work: str) -> int:
+    from filters.contract import CLEAN_SCHEMA
     from training import cache_features
     from training.cache_features import CACHE_SCHEMA, CacheDecoder, read_cache_meta
     from training.data import ImageDecoder, PairStream, scan_shards
@@ -103,7 +103,6 @@ def run(args: argparse.Namespace, work: str) -> int:
     from training.optim import OptimConfig, build_optimizer
     from training.tokenizer import default_tokenizer
     from training.transforms import image_transform
-    from pipelines.schema import CLEAN_SCHEMA
 
     device = torch.device(args.device)
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16"

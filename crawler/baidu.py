@@ -2,7 +2,7 @@
 
     GET {base}/search/acjson?tn=resultjson_com&ipn=rj&word=QUERY&pn=OFFSET&rn=30&...
 
-Contracts (DESIGN.md): `decode_objurl`, `parse_acjson` and `SearchHit`. The same client talks to
+Contracts (docs/design.md): `decode_objurl`, `parse_acjson` and `SearchHit`. The same client talks to
 the real engine (`https://image.baidu.com`) and to the local engine of the tests and the demo; only
 the base URL differs.
 
@@ -28,11 +28,11 @@ import aiohttp
 
 from crawler.captions import collapse_whitespace, strip_markup
 from crawler.errors import SearchBlocked, SearchResponseError
+from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
 
 BAIDU_BASE_URL = "https://image.baidu.com"
 ACJSON_PATH = "/search/acjson"
-PROJECT_TOKEN = "wukong-pipeline/0.1"
 BROWSER_USER_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                       "Chrome/120.0.0.0 Safari/537.36")
 
@@ -305,26 +305,6 @@ class QueryResult:
 
 class _Transient(Exception):
     """A page request that may succeed when repeated (timeout, reset, 5xx, 429)."""
-
-
-async def read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
-    """Read a body until its end or until it exceeds `cap` bytes (then cap + 1 bytes are
-    returned, and the rest is never read)."""
-    parts: list[bytes] = []
-    size = 0
-    while size <= cap:
-        part = await stream.read(cap + 1 - size)
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in [base*2^attempt/2, base*2^attempt]."""
-    ceiling = min(max_s, base_s * (2 ** attempt))
-    return rng.uniform(ceiling / 2, ceiling)
 
 
 class SearchClient:

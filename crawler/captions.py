@@ -1,6 +1,6 @@
 """Caption text as search engines give it: markup stripped, whitespace collapsed.
 
-The normalised form stored in `caption` is `filters.text.normalise_caption` (DESIGN.md).
+The normalised form stored in `caption` is `filters.text.normalise_caption` (docs/design.md).
 """
 
 from __future__ import annotations

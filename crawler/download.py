@@ -14,7 +14,7 @@ Policies, in the order a URL meets them:
 6. optionally img2dataset's `Resizer` (off by default).
 
 Nothing raises for a bad URL or a bad answer: `download` returns a `DownloadResult` whose `status`
-is one of `DOWNLOAD_STATUSES` and whose `error_message` says why.
+is a `DownloadStatus` and whose `error_message` says why.
 """
 
 from __future__ import annotations
@@ -30,20 +30,14 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from crawler.baidu import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.errors import UnsafeDestination
-from crawler.image_info import DecompressionBomb, NotAnImage, inspect_image
+from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
 from crawler.robots import RobotsCache, robots_url
 from crawler.safety import AllowList, BadUrl, GuardedResolver, check_destination
+from filters.contract.images import DecompressionBomb, NotAnImage, read_header
+from filters.contract.vocabulary import DownloadStatus
 
-STATUS_SUCCESS = "success"
-#: Mirrors pipelines.schema.DOWNLOAD_STATUSES (the crawler does not import pipelines; a test
-#: checks that the two agree).
-DOWNLOAD_STATUSES = (
-    STATUS_SUCCESS, "http_error", "timeout", "connection_error", "too_large", "not_an_image",
-    "decompression_bomb", "robots_disallowed", "noai", "unsafe_destination", "bad_url", "error",
-)
 _REDIRECTS = (301, 302, 303, 307, 308)
 _NOAI_TOKENS = {"noai", "noimageai"}
 # Servers label images badly; these types may still hold an image, so the header decides.
@@ -232,38 +226,38 @@ class Downloader:
             try:
                 check_destination(url, self.allow)
                 if self.config.respect_robots and not await self._robots.allowed(url):
-                    return DownloadResult(url, "robots_disallowed", f"disallowed by {robots_url(url)}")
+                    return DownloadResult(url, DownloadStatus.ROBOTS_DISALLOWED, f"disallowed by {robots_url(url)}")
                 body = await self._fetch_with_retries(url)
             except BadUrl as err:
-                return DownloadResult(url, "bad_url", str(err))
+                return DownloadResult(url, DownloadStatus.BAD_URL, str(err))
             except UnsafeDestination as err:
-                return DownloadResult(url, "unsafe_destination", str(err))
+                return DownloadResult(url, DownloadStatus.UNSAFE_DESTINATION, str(err))
             except _Failed as err:
                 return DownloadResult(url, err.status, str(err))
             except Exception as err:  # noqa: BLE001 - the per-URL boundary
                 # Anything unforeseen about one URL becomes that row's status, so one bad URL
                 # never fails its chunk (and every rerun of it).
-                return DownloadResult(url, "error", f"{type(err).__name__}: {err}")
+                return DownloadResult(url, DownloadStatus.ERROR, f"{type(err).__name__}: {err}")
         return self._finish(url, body)
 
     def _finish(self, url: str, body: bytes) -> DownloadResult:
         try:
-            header = inspect_image(body)
+            header = read_header(body)
         except DecompressionBomb as err:
-            return DownloadResult(url, "decompression_bomb", str(err))
+            return DownloadResult(url, DownloadStatus.DECOMPRESSION_BOMB, str(err))
         except NotAnImage as err:
-            return DownloadResult(url, "not_an_image", str(err))
+            return DownloadResult(url, DownloadStatus.NOT_AN_IMAGE, str(err))
         width, height, fmt = header.width, header.height, header.format
         if self._resizer is not None:
             # Called in the loop's thread on purpose: img2dataset's Resizer silences the process's
             # stdout/stderr file descriptors while it runs, which is unsafe from a worker thread.
             resized, new_w, new_h, _, _, err = self._resizer(io.BytesIO(body))
             if err is not None:
-                return DownloadResult(url, "error", f"resize: {err}")
+                return DownloadResult(url, DownloadStatus.ERROR, f"resize: {err}")
             body, width, height = resized, new_w or width, new_h or height
             if self.config.resize.encode_format and not self.config.resize.skip_reencode:
                 fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[self.config.resize.encode_format]
-        return DownloadResult(url, STATUS_SUCCESS, None, body, width, height, fmt,
+        return DownloadResult(url, DownloadStatus.SUCCESS, None, body, width, height, fmt,
                               hashlib.sha256(body).hexdigest())
 
     async def _fetch_with_retries(self, url: str) -> bytes:
@@ -297,7 +291,7 @@ class Downloader:
                     if resp.status in _REDIRECTS:
                         location = resp.headers.get("Location")
                         if not location:
-                            raise _Failed("http_error", f"HTTP {resp.status} without Location")
+                            raise _Failed(DownloadStatus.HTTP_ERROR, f"HTTP {resp.status} without Location")
                         current = urljoin(current, location)
                         continue
                     return await self._read_answer(resp)
@@ -306,33 +300,33 @@ class Downloader:
             except aiohttp.ClientConnectorError as err:
                 if isinstance(err.os_error, UnsafeDestination):
                     raise err.os_error from None
-                raise _Failed("connection_error", f"{type(err).__name__}: {err}", retry=True) from err
+                raise _Failed(DownloadStatus.CONNECTION_ERROR, f"{type(err).__name__}: {err}", retry=True) from err
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as err:
-                raise _Failed("timeout", f"timed out ({type(err).__name__})", retry=True) from err
+                raise _Failed(DownloadStatus.TIMEOUT, f"timed out ({type(err).__name__})", retry=True) from err
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
-                raise _Failed("connection_error", f"{type(err).__name__}: {err}", retry=True) from err
+                raise _Failed(DownloadStatus.CONNECTION_ERROR, f"{type(err).__name__}: {err}", retry=True) from err
             except aiohttp.InvalidURL as err:
-                raise _Failed("bad_url", f"invalid URL: {err}") from err
+                raise _Failed(DownloadStatus.BAD_URL, f"invalid URL: {err}") from err
             except aiohttp.ClientError as err:
-                raise _Failed("error", f"{type(err).__name__}: {err}") from err
-        raise _Failed("http_error", f"more than {cfg.max_redirects} redirects")
+                raise _Failed(DownloadStatus.ERROR, f"{type(err).__name__}: {err}") from err
+        raise _Failed(DownloadStatus.HTTP_ERROR, f"more than {cfg.max_redirects} redirects")
 
     async def _read_answer(self, resp: aiohttp.ClientResponse) -> bytes:
         cfg = self.config
         if resp.status == 429 or resp.status >= 500:
-            raise _Failed("http_error", f"HTTP {resp.status}", retry=True)
+            raise _Failed(DownloadStatus.HTTP_ERROR, f"HTTP {resp.status}", retry=True)
         if resp.status >= 400 or resp.status < 200:
-            raise _Failed("http_error", f"HTTP {resp.status}")
+            raise _Failed(DownloadStatus.HTTP_ERROR, f"HTTP {resp.status}")
         if cfg.honour_noai and noai_requested(resp.headers.getall("X-Robots-Tag", [])):
-            raise _Failed("noai", "X-Robots-Tag: " + ", ".join(resp.headers.getall("X-Robots-Tag")))
+            raise _Failed(DownloadStatus.NOAI, "X-Robots-Tag: " + ", ".join(resp.headers.getall("X-Robots-Tag")))
         content_type = resp.headers.get("Content-Type", "")
         if not _content_type_ok(content_type):
-            raise _Failed("not_an_image", f"content type {content_type!r}")
+            raise _Failed(DownloadStatus.NOT_AN_IMAGE, f"content type {content_type!r}")
         if resp.content_length is not None and resp.content_length > cfg.max_bytes:
-            raise _Failed("too_large", f"Content-Length {resp.content_length} > {cfg.max_bytes} bytes")
+            raise _Failed(DownloadStatus.TOO_LARGE, f"Content-Length {resp.content_length} > {cfg.max_bytes} bytes")
         body = await read_capped(resp.content, cfg.max_bytes)
         if len(body) > cfg.max_bytes:
-            raise _Failed("too_large", f"body larger than {cfg.max_bytes} bytes")
+            raise _Failed(DownloadStatus.TOO_LARGE, f"body larger than {cfg.max_bytes} bytes")
         return body
 
     async def _fetch_robots(self, url: str) -> tuple[int, bytes]:

@@ -33,14 +33,13 @@ import math
 import os
 import re
 from collections.abc import Iterable, Sequence
-from importlib import resources
 
 import ahocorasick
 import rjieba
 
+from filters.contract.vocabulary import NAME_MASK
 from filters.text import HAN_RE
-
-MASK = "<人名>"
+from filters.wordlists import packaged_word_list
 
 # Titles and roles that are followed by a name: 记者李晓峰, 教练何建平, 美食博主王刚.
 TITLES_BEFORE = (
@@ -169,14 +168,6 @@ class NameMaskerConfig:
             raise ValueError("given_char_common_count must be >= given_char_min_count")
 
 
-def _packaged_entries(name: str) -> list[str]:
-    text = resources.files("filters").joinpath("data", name).read_text(encoding="utf-8")
-    entries = []
-    for line in text.splitlines():
-        entries += line.split("#", 1)[0].split()
-    return entries
-
-
 @dataclasses.dataclass(frozen=True)
 class _Lexicon:
     """What the masker knows about words: jieba's dictionary frequencies and tags, and how often
@@ -244,11 +235,11 @@ class PersonNameMasker:
                  known_names: Iterable[str] | None = None, non_names: Iterable[str] | None = None,
                  surnames: Iterable[str] | None = None):
         self.config = config
-        surname_list = list(surnames) if surnames is not None else _packaged_entries("surnames.txt")
+        surname_list = list(surnames) if surnames is not None else packaged_word_list("surnames.txt")
         self.compound_surnames = frozenset(s for s in surname_list if len(s) == 2)
         self.single_surnames = frozenset(s for s in surname_list if len(s) == 1)
-        known = list(known_names) if known_names is not None else _packaged_entries("person_names.txt")
-        blocked = list(non_names) if non_names is not None else _packaged_entries("non_person_names.txt")
+        known = list(known_names) if known_names is not None else packaged_word_list("person_names.txt")
+        blocked = list(non_names) if non_names is not None else packaged_word_list("non_person_names.txt")
         self._lists = ahocorasick.Automaton()
         for name in known:
             self._lists.add_word(name, (True, name))
@@ -301,7 +292,7 @@ class PersonNameMasker:
             return text
         pieces, last = [], 0
         for start, end in spans:
-            pieces += [text[last:start], MASK]
+            pieces += [text[last:start], NAME_MASK]
             last = end
         pieces.append(text[last:])
         return "".join(pieces)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from importlib import resources
 
 import ahocorasick
+
+from filters.wordlists import packaged_word_list, read_word_list
 
 DEFAULT_WORDS = "sensitive_words.txt"
 DEFAULT_ALLOW = "sensitive_allow.txt"
@@ -26,28 +27,6 @@ def normalise_for_matching(text: str) -> str:
     length, positions are only used to compare hits with allowed phrases in the same string.
     """
     return unicodedata.normalize("NFKC", text).casefold()
-
-
-def parse_word_list(lines: Iterable[str]) -> list[str]:
-    """Entries of a word-list file: one per line, blank lines and `#` comments skipped."""
-    words = []
-    for line in lines:
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            words.append(entry)
-    return words
-
-
-def read_word_list(path: str) -> list[str]:
-    """Entries of a word-list file on disk (UTF-8)."""
-    with open(path, encoding="utf-8") as handle:
-        return parse_word_list(handle)
-
-
-def packaged_word_list(name: str) -> list[str]:
-    """Entries of a word list shipped in filters/data/."""
-    text = resources.files("filters").joinpath("data", name).read_text(encoding="utf-8")
-    return parse_word_list(text.splitlines())
 
 
 class SensitiveWordMatcher:
@@ -116,7 +95,3 @@ class SensitiveWordMatcher:
                 continue
             found.append(word)
         return found
-
-    def check(self, text: str) -> str | None:
-        """"sensitive_word" if `text` contains a listed word outside allowed phrases."""
-        return "sensitive_word" if self.find(text) else None

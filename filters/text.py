@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 
 import rjieba
 
+from filters.contract.vocabulary import DropReason
+
 # Han ideographs: the unified block, extensions A..H and the compatibility blocks, plus 〇.
 _HAN = (
     "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -44,7 +46,7 @@ class TextConfig:
 
 
 def normalise_caption(text: str | None) -> str:
-    """DESIGN.md's normalised caption: Unicode NFKC, whitespace runs collapsed to one space,
+    """docs/design.md's normalised caption: Unicode NFKC, whitespace runs collapsed to one space,
     stripped. None becomes ""."""
     if not text:
         return ""
@@ -94,15 +96,15 @@ def count_han_tokens(tokens: Iterable[str]) -> int:
     return sum(1 for token in tokens if HAN_RE.search(token))
 
 
+def has_chinese_word_count(n: int, config: TextConfig = TextConfig()) -> bool:
+    """Rule 1 on a word count already made: min..max Chinese words (1..31) are kept."""
+    return config.min_chinese_words <= n <= config.max_chinese_words
+
+
 def check_length(text: str, config: TextConfig = TextConfig(),
                  cut: Callable[[str], Iterable[str]] = segment) -> str | None:
     """Rule 1: "text_length" unless the caption has min..max Chinese words."""
-    return check_word_count(count_chinese_words(text, cut), config)
-
-
-def check_word_count(n: int, config: TextConfig = TextConfig()) -> str | None:
-    """Rule 1 on a word count already made."""
-    return None if config.min_chinese_words <= n <= config.max_chinese_words else "text_length"
+    return None if has_chinese_word_count(count_chinese_words(text, cut), config) else DropReason.TEXT_LENGTH
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,10 +166,6 @@ def is_meaningless_caption(text: str) -> bool:
     rest = _BOILERPLATE_RE.sub(" ", rest)
     rest = _NUMBER_RE.sub(" ", rest)
     return _CONTENT_RE.search(rest) is None
-
-
-def check_meaningless(text: str) -> str | None:
-    return "meaningless_caption" if is_meaningless_caption(text) else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Beam wiring: options, one composite PTransform per stage, shard I/O and statistics.
 
-`pipelines.schema` is the exception that imports only pyarrow: it is the shard contract that
-`training/` shares, so importing this package must stay free of Beam.
+Importing this package loads no Beam: `pipelines.schema` re-exports the Beam-free shard contract
+(`filters.contract`) under its documented path.
 """

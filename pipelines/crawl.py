@@ -38,17 +38,20 @@ import aiohttp
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from crawler.baidu import (BAIDU_BASE_URL, QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig,
-                           new_search_session)
-from crawler.captions import collapse_whitespace
+from crawler.baidu import BAIDU_BASE_URL, QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig, new_search_session
 from crawler.download import RESIZE_MODES, DownloadConfig, Downloader, DownloadResult, ResizeConfig
 from crawler.errors import QueryFileError
-from crawler.urls import normalise_url
-from filters.text import normalise_caption
-from pipelines import schema
+from filters import contract
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
-from pipelines.crawl_inputs import (MODE_QUERIES, Chunk, CrawlInputError, iter_url_rows, load_queries,
-                                    plan_query_chunks, plan_url_chunks)
+from pipelines.crawl_inputs import (
+    MODE_QUERIES,
+    Chunk,
+    CrawlInputError,
+    iter_url_rows,
+    load_queries,
+    plan_query_chunks,
+    plan_url_chunks,
+)
 
 NAMESPACE = "crawl"
 STATS_DIR = "stats"
@@ -77,11 +80,11 @@ class CrawlConfig:
 
 
 def shard_path(output: str, name: str) -> str:
-    return schema.join(output, name + schema.SHARD_SUFFIX)
+    return contract.join(output, name + contract.SHARD_SUFFIX)
 
 
 def stats_path(output: str, name: str) -> str:
-    return schema.join(output, STATS_DIR, name + ".json")
+    return contract.join(output, STATS_DIR, name + ".json")
 
 
 def _progress(message: str) -> None:
@@ -95,11 +98,10 @@ def _progress(message: str) -> None:
 
 def hit_record(chunk: Chunk, position: int, rank: int, url: str, caption: str, query: str,
                page_url: str) -> dict:
-    """A hit as it travels to the de-duplication: no image bytes, its order for "first wins"."""
-    caption_raw = collapse_whitespace(caption)
+    """A hit as it travels to the de-duplication: no image bytes, its order for "first wins".
+    The caption is kept as found; the filter normalises it."""
     return {"chunk": chunk.name, "order": (chunk.index, position, rank), "url": url.strip(),
-            "caption": normalise_caption(caption_raw), "caption_raw": caption_raw, "query": query,
-            "rank": rank, "page_url": page_url}
+            "caption_raw": caption, "query": query, "rank": rank, "page_url": page_url}
 
 
 def query_record(result: QueryResult, position: int) -> dict:
@@ -202,16 +204,15 @@ class SearchChunkFn(_EventLoopDoFn):
 
 
 def url_identity(url: str) -> str:
-    """What hits are de-duplicated on: a short key of the normalised URL, the same for URLs
-    that normalise alike. (The shards' `key` column stays `schema.url_key(url)` of the URL as
-    found, the foundation's definition.)"""
-    return schema.url_key(normalise_url(url))
+    """What hits are de-duplicated on: the `key` of the URL, the same for URLs that normalise
+    alike (filters.contract.urls owns URL identity)."""
+    return contract.url_key(url)
 
 
 def claimed_urls(path: str) -> Iterator[tuple[str, tuple[str, str]]]:
     """(URL identity, (_CLAIMED, chunk name)) for every row of a finished shard."""
-    chunk = path.rpartition("/")[2].removesuffix(schema.SHARD_SUFFIX)
-    table = schema.read_shard(path, schema.RAW_SCHEMA, columns=["url"])
+    chunk = path.rpartition("/")[2].removesuffix(contract.SHARD_SUFFIX)
+    table = contract.read_shard(path, contract.RAW_SCHEMA, columns=["url"])
     for url in table.column("url").to_pylist():
         yield url_identity(url), (_CLAIMED, chunk)
 
@@ -259,8 +260,8 @@ class PickFirstFn(beam.DoFn):
 def raw_row(hit: dict, result: DownloadResult) -> dict:
     """A RAW_SCHEMA record from a hit and its download."""
     return {
-        "key": schema.url_key(hit["url"]), "url": hit["url"], "caption": hit["caption"],
-        "caption_raw": hit["caption_raw"], "query": hit["query"], "rank": hit["rank"],
+        "key": contract.url_key(hit["url"]), "url": hit["url"], "caption_raw": hit["caption_raw"],
+        "query": hit["query"], "rank": hit["rank"],
         "page_url": hit["page_url"], "image": result.image, "width": result.width, "height": result.height,
         "image_format": result.image_format, "sha256": result.sha256, "status": result.status,
         "error_message": result.error_message,
@@ -300,43 +301,43 @@ class DownloadAndWriteFn(_EventLoopDoFn):
         chunk_info = next(i for i in info if i["kind"] == "chunk")
         query_records = sorted((i for i in info if i["kind"] == "query"), key=lambda r: r["position"])
         statuses: Counter[str] = Counter()
-        writer = schema.ShardWriter(shard_path(self.config.output, name), schema.RAW_SCHEMA)
+        writer = contract.ShardWriter(shard_path(self.config.output, name), contract.RAW_SCHEMA)
         try:
             self._download_into(name, hits, writer, statuses)
             carried = self._carry_over(name, hits, writer, statuses)
             stats = chunk_stats(name, chunk_info, query_records, len(hits) + duplicates, duplicates, statuses)
             if carried:
                 stats["carried_over"] = carried
-            schema.write_json(stats_path(self.config.output, name), stats, sort_keys=True)
+            contract.write_json(stats_path(self.config.output, name), stats, sort_keys=True)
             writer.close()  # the shard's final name appears last: it marks the chunk as done
         except BaseException:
             writer.abort()
             raise
         yield stats
 
-    def _carry_over(self, name: str, hits: Sequence[dict], writer: schema.ShardWriter,
+    def _carry_over(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
                     statuses: Counter) -> int:
         """On a re-crawl (--retry-blocked) the chunk's finished shard is being replaced: its rows
         whose URL the new search did not bring again are copied into the new shard, so a retry
         never loses a pair (a query that was fine before may be blocked this time). No other
         chunk can hold those URLs: the old shard's claim kept them for this chunk alone."""
         old = shard_path(self.config.output, name)
-        if not schema.exists(old):
+        if not contract.exists(old):
             return 0
         found = {url_identity(h["url"]) for h in hits}
         carried = 0
-        for batch in schema.iter_shard_batches(old, schema.RAW_SCHEMA):
+        for batch in contract.iter_shard_batches(old, contract.RAW_SCHEMA):
             rows = [r for r in batch.to_pylist() if url_identity(r["url"]) not in found]
             writer.write_records(rows)
             carried += len(rows)
             statuses.update(r["status"] for r in rows)
         return carried
 
-    def _download_into(self, name: str, hits: Sequence[dict], writer: schema.ShardWriter,
+    def _download_into(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
                        statuses: Counter) -> None:
         self._loop.run_until_complete(self._download_and_write(name, hits, writer, statuses))
 
-    async def _download_and_write(self, name: str, hits: Sequence[dict], writer: schema.ShardWriter,
+    async def _download_and_write(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
                                   statuses: Counter) -> None:
         """Stream the chunk's downloads in hit order into the shard, `download_batch` rows at a
         time, with twice that many downloads started ahead."""
@@ -418,7 +419,7 @@ def plan_chunks(args: argparse.Namespace) -> list[Chunk]:
 
 def read_stats(output: str, name: str) -> dict:
     """A finished chunk's stats/<name>.json."""
-    return schema.read_json(stats_path(output, name))
+    return contract.read_json(stats_path(output, name))
 
 
 def summarise(output: str, chunks: Sequence[Chunk]) -> dict:
@@ -428,7 +429,7 @@ def summarise(output: str, chunks: Sequence[Chunk]) -> dict:
                               "hits": 0, "duplicates": 0, "rows": 0, "downloads": Counter(),
                               "blocked_queries": []}
     for chunk in chunks:
-        if not schema.exists(shard_path(output, chunk.name)):
+        if not contract.exists(shard_path(output, chunk.name)):
             continue
         stats = read_stats(output, chunk.name)
         totals["chunks_done"] += 1
@@ -555,7 +556,7 @@ class CrawlOutcome:
 def run_wave(config: CrawlConfig, chunks: Sequence[Chunk], beam_args: Sequence[str]) -> dict[str, int]:
     """One Beam pipeline over `chunks`, claiming the URLs of every shard finished before it."""
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    _ = pipeline | "Crawl" >> CrawlChunks(config, chunks, schema.list_shards(config.output))
+    _ = pipeline | "Crawl" >> CrawlChunks(config, chunks, contract.list_shards(config.output))
     result = pipeline.run()
     result.wait_until_finish()
     counters: Counter[str] = Counter()
@@ -580,11 +581,11 @@ def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
     if args.wave_chunks <= 0:
         raise ValueError("--wave-chunks must be positive")
     chunks = plan_chunks(args)
-    schema.makedirs(config.output)
-    removed = (schema.remove_stale_temporaries(config.output)
-               + schema.remove_stale_temporaries(schema.join(config.output, STATS_DIR)))
-    finished_names = {path.rpartition("/")[2] for path in schema.list_shards(config.output)}
-    pending = [c for c in chunks if c.name + schema.SHARD_SUFFIX not in finished_names]
+    contract.makedirs(config.output)
+    removed = (contract.remove_stale_temporaries(config.output)
+               + contract.remove_stale_temporaries(contract.join(config.output, STATS_DIR)))
+    finished_names = {path.rpartition("/")[2] for path in contract.list_shards(config.output)}
+    pending = [c for c in chunks if c.name + contract.SHARD_SUFFIX not in finished_names]
     retried = []
     if args.retry_blocked:
         pending_names = {c.name for c in pending}
@@ -604,7 +605,7 @@ def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
     if counters:
         _progress("counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
     totals = summarise(config.output, chunks)
-    schema.write_json(schema.join(config.output, SUMMARY_FILE), totals, sort_keys=True)
+    contract.write_json(contract.join(config.output, SUMMARY_FILE), totals, sort_keys=True)
     _progress("done: " + format_summary(totals))
     return CrawlOutcome(totals, dict(counters), len(pending))
 

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from crawler.local_engine import LocalEngine
-from pipelines import crawl, schema
+from filters import contract
+from pipelines import crawl
 from pipelines.local_catalog import build_catalog
 
 #: Flags for a local engine: no politeness needed towards ourselves, and quick timeouts.
@@ -44,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds a stalled image waits (default 3; the crawl's read timeout here is 0.8)")
     args, extra = parser.parse_known_args(argv)
     local = build_catalog(args.queries, args.per_query, args.seed, stall_s=args.stall)
-    schema.makedirs(args.output)
-    queries_file = schema.join(args.output, "..", "local_queries.txt")
+    contract.makedirs(args.output)
+    queries_file = contract.join(args.output, "..", "local_queries.txt")
     with open(queries_file, "w", encoding="utf-8") as handle:
         handle.write("\n".join(local.queries) + "\n")
     with LocalEngine(local.catalog) as engine:

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from pipelines import schema
+from filters import contract
 
 DEMO_CONFIG_FILE = "demo.json"
 EVAL_FILE = "eval.json"
@@ -66,16 +66,14 @@ class Stage:
 
 def stages(config: DemoConfig, out: str) -> list[Stage]:
     """The six stages, each a `python -m` command line, and how to tell it finished."""
-    from training.checkpoint import step_path  # the checkpoint naming is training's contract
-
     raw, split, train = (os.path.join(out, name) for name in ("raw", "split", "train"))
     return [
         Stage("crawl", ("pipelines.crawl_local", "--output", raw, "--queries", str(config.queries),
                         "--per-query", str(config.per_query), "--seed", str(config.seed)),
               lambda: os.path.exists(os.path.join(raw, "crawl_summary.json"))),
         Stage("filter", ("pipelines.filter", "--input", raw, "--output", out),
-              lambda: os.path.exists(os.path.join(out, schema.FUNNEL_FILE))),
-        Stage("split", ("pipelines.split", "--input", os.path.join(out, schema.CLEAN_DIR), "--output", split,
+              lambda: os.path.exists(os.path.join(out, contract.FUNNEL_FILE))),
+        Stage("split", ("pipelines.split", "--input", os.path.join(out, contract.CLEAN_DIR), "--output", split,
                         "--test-share", str(config.test_share), "--seed", str(config.seed)),
               lambda: os.path.exists(os.path.join(split, "split.json"))),
         Stage("train", ("training.train", "--data", os.path.join(split, "train"), "--output", train,
@@ -83,7 +81,8 @@ def stages(config: DemoConfig, out: str) -> list[Stage]:
                         "--steps", str(config.train_steps), "--global-batch", str(config.global_batch),
                         "--warmup-steps", str(config.warmup_steps), "--seed", str(config.seed),
                         "--workers", "1", "--log-every", "25", "--save-every", "100", "--resume", "latest"),
-              lambda: os.path.exists(step_path(train, config.train_steps))),
+              lambda: os.path.exists(os.path.join(train, contract.CHECKPOINT_DIR,
+                                                  contract.step_checkpoint_name(config.train_steps)))),
         Stage("eval", ("training.evaluate", "retrieval", "--checkpoint", train, "--layout", "shards",
                        "--data", os.path.join(split, "test"), "--output", os.path.join(out, EVAL_FILE),
                        "--workers", "1"),
@@ -109,13 +108,13 @@ def prepare(out: str, config: DemoConfig, fresh: bool) -> None:
         log(f"--fresh: removing {out}")
         shutil.rmtree(out)
     if os.path.exists(path):
-        previous = schema.read_json(path)
+        previous = contract.read_json(path)
         if previous != wanted:
             changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
             raise DemoError(f"{out} holds a demo run with other settings ({', '.join(changed)}); "
                             "rerun with --fresh to start over, or pick another --output")
     os.makedirs(out, exist_ok=True)
-    schema.write_json(path, wanted, indent=2)
+    contract.write_json(path, wanted, indent=2)
 
 
 def run_stage(index: int, total: int, stage: Stage, env: dict[str, str]) -> float:
@@ -141,8 +140,8 @@ def shared_images(train_dir: str, test_dir: str) -> int:
     """Images (by sha256) on both sides of the split."""
     def hashes(directory: str) -> set[str]:
         found: set[str] = set()
-        for path in schema.list_shards(directory):
-            found.update(schema.read_shard(path, schema.CLEAN_SCHEMA, columns=["sha256"]).column(0).to_pylist())
+        for path in contract.list_shards(directory):
+            found.update(contract.read_shard(path, contract.CLEAN_SCHEMA, columns=["sha256"]).column(0).to_pylist())
         return found
 
     return len(hashes(train_dir) & hashes(test_dir))
@@ -151,8 +150,8 @@ def shared_images(train_dir: str, test_dir: str) -> int:
 def annotate_eval(out: str) -> dict:
     """Add the held-out split and R@1 over chance to eval.json (atomically) and return it."""
     eval_path, split_dir = os.path.join(out, EVAL_FILE), os.path.join(out, "split")
-    result = schema.read_json(eval_path)
-    split = schema.read_json(os.path.join(split_dir, "split.json"))
+    result = contract.read_json(eval_path)
+    split = contract.read_json(os.path.join(split_dir, "split.json"))
     metrics, chance = result["metrics"], result["chance"]
     r1 = (metrics["i2t_R@1"] + metrics["t2i_R@1"]) / 2
     r1_chance = (chance["i2t_R@1"] + chance["t2i_R@1"]) / 2
@@ -165,7 +164,7 @@ def annotate_eval(out: str) -> dict:
     result["chance_note"] = ("chance: the expected value of each metric for a model that ranks at random "
                              "(R@K = K / gallery size per direction; MR = their mean)")
     result["R@1_over_chance"] = round(r1 / r1_chance, 2) if r1_chance else None
-    schema.write_json(eval_path, result, indent=2)
+    contract.write_json(eval_path, result, indent=2)
     return result
 
 

@@ -3,7 +3,7 @@ stats.json and a word cloud.
 
     python -m pipelines.filter --input runs/crawl/raw --output runs/filter [Beam flags]
 
-The steps, in the paper's order (DESIGN.md):
+The steps, in the paper's order (docs/design.md):
 
 1. A bytes-free projection of every raw shard (url, position, caption; Parquet reads only those
    columns) gives, per URL, its first position among the successful downloads and, from those
@@ -43,14 +43,20 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, AsSingleton
 
+from filters import contract
+from filters.contract import CLEAN_DIR, FUNNEL_FILE, REJECT_DIR, STATS_FILE, WORD_CLOUD_FILE
 from filters.image import ImageConfig
-from filters.text import TextConfig
-from pipelines import schema
+from filters.text import TextConfig, is_frequent, normalise_caption
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
-from pipelines.filter_records import (FilterConfig, Position, RecordRules, caption_for_count,
-                                      check_duplicate_image, position, reject_record,
-                                      strip_position)
-from pipelines.schema import CLEAN_DIR, FUNNEL_FILE, REJECT_DIR, STATS_FILE, WORD_CLOUD_FILE
+from pipelines.filter_records import (
+    FilterConfig,
+    Position,
+    RecordRules,
+    caption_as_found,
+    position,
+    strip_position,
+    url_identity,
+)
 from pipelines.stats import CaptionStats, FontNotFound, draw_word_cloud
 
 MANIFEST_FILE = "_filter_manifest.json"
@@ -72,11 +78,11 @@ def read_projection(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[Positio
     without the image column."""
     index, path = shard
     row = 0
-    for batch in schema.iter_shard_batches(path, schema.RAW_SCHEMA, columns=_PROJECTION_COLUMNS,
+    for batch in contract.iter_shard_batches(path, contract.RAW_SCHEMA, columns=_PROJECTION_COLUMNS,
                                            batch_size=4096):
         for record in batch.to_pylist():
-            if record["status"] == schema.STATUS_SUCCESS and record["url"]:
-                yield record["url"], ((index, row), caption_for_count(record))
+            if record["status"] == contract.DownloadStatus.SUCCESS and record["url"]:
+                yield url_identity(record), ((index, row), normalise_caption(caption_as_found(record)))
             row += 1
 
 
@@ -84,7 +90,7 @@ def read_records(shard: tuple[int, str]) -> Iterator[dict]:
     """Every row of a raw shard as a dict, with its position (`_shard`, `_row`)."""
     index, path = shard
     row = 0
-    for batch in schema.iter_shard_batches(path, schema.RAW_SCHEMA, columns=schema.RAW_SCHEMA.names):
+    for batch in contract.iter_shard_batches(path, contract.RAW_SCHEMA, columns=contract.RAW_SCHEMA.names):
         for record in batch.to_pylist():
             record["_shard"], record["_row"] = index, row
             row += 1
@@ -127,10 +133,14 @@ def winning_caption(item: tuple[str, tuple[int, Position, str]]) -> str:
     return item[1][2]
 
 
-def is_hot(max_occurrences: int):
-    def hot(item: tuple[str, int]) -> bool:
-        return item[1] > max_occurrences
-    return hot
+@dataclasses.dataclass(frozen=True)
+class IsFrequent:
+    """Whether a (caption, corpus count) fails rule 3 (filters.text.is_frequent)."""
+
+    config: TextConfig
+
+    def __call__(self, item: tuple[str, int]) -> bool:
+        return is_frequent(item[1], self.config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,12 +171,7 @@ class _ShardRules(beam.DoFn):
                  duplicate_image_winners=None) -> Iterator[tuple[str | None, dict]]:
         """(drop reason or None, record out) for every row of the shard, in order."""
         for record in read_records(shard):
-            reason, out = self._rules.check(record, duplicate_url_winners, hot_captions)
-            if reason is None and duplicate_image_winners is not None:
-                image_reason = check_duplicate_image(out, duplicate_image_winners)
-                if image_reason is not None:
-                    reason, out = image_reason, reject_record(out, image_reason)
-            yield reason, out
+            yield self._rules.check(record, duplicate_url_winners, hot_captions, duplicate_image_winners)
 
 
 class KeptImages(_ShardRules):
@@ -204,8 +209,8 @@ class FilterShard(_ShardRules):
         name = self.names[index]
         counts: collections.Counter = collections.Counter()
         buffers: dict[str, list[dict]] = {"clean": [], "rejects": []}
-        with schema.ShardWriter(schema.join(self.output, CLEAN_DIR, name), schema.CLEAN_SCHEMA) as clean_writer, \
-                schema.ShardWriter(schema.join(self.output, REJECT_DIR, name), schema.REJECT_SCHEMA) as reject_writer:
+        with contract.ShardWriter(contract.join(self.output, CLEAN_DIR, name), contract.CLEAN_SCHEMA) as clean_writer, \
+                contract.ShardWriter(contract.join(self.output, REJECT_DIR, name), contract.REJECT_SCHEMA) as reject_writer:
             writers = {"clean": clean_writer, "rejects": reject_writer}
             for reason, out in self.verdicts(shard, duplicate_url_winners, hot_captions, duplicate_image_winners):
                 kind = "clean" if reason is None else "rejects"
@@ -239,7 +244,7 @@ class CorpusIndex(beam.PTransform):
         hot = (per_url
                | "WinningCaption" >> beam.Map(winning_caption)
                | "CountCaptions" >> beam.combiners.Count.PerElement()
-               | "HotCaptions" >> beam.Filter(is_hot(self.config.text.max_occurrences)))
+               | "HotCaptions" >> beam.Filter(IsFrequent(self.config.text)))
         return winners, hot
 
 
@@ -256,24 +261,24 @@ def output_name(raw_path: str) -> str:
 def output_shards(output: str, names: Iterable[str]) -> Iterator[tuple[str, str]]:
     """("clean"|"rejects", path) of every output shard."""
     for name in names:
-        yield "rejects", schema.join(output, REJECT_DIR, name)
-        yield "clean", schema.join(output, CLEAN_DIR, name)
+        yield "rejects", contract.join(output, REJECT_DIR, name)
+        yield "clean", contract.join(output, CLEAN_DIR, name)
 
 
 def count_outputs(item: tuple[str, str]) -> Iterator[tuple[str, int]]:
     """("clean", rows) for a clean shard, (reason, n) per reason for a reject shard."""
     kind, path = item
     if kind == "clean":
-        yield "clean", schema.open_shard(path, schema.CLEAN_SCHEMA).metadata.num_rows
+        yield "clean", contract.open_shard(path, contract.CLEAN_SCHEMA).metadata.num_rows
         return
-    table = schema.read_shard(path, schema.REJECT_SCHEMA, columns=["drop_reason"])
+    table = contract.read_shard(path, contract.REJECT_SCHEMA, columns=["drop_reason"])
     yield from collections.Counter(table.column("drop_reason").to_pylist()).items()
 
 
 def clean_captions(item: tuple[str, str]) -> Iterator[str]:
     kind, path = item
     if kind == "clean":
-        table = schema.read_shard(path, schema.CLEAN_SCHEMA, columns=["caption"])
+        table = contract.read_shard(path, contract.CLEAN_SCHEMA, columns=["caption"])
         yield from (c or "" for c in table.column("caption").to_pylist())
 
 
@@ -294,19 +299,6 @@ class CaptionStatsFn(beam.CombineFn):
         return acc.table()
 
 
-def funnel_from_counts(input_count: int, counts: Mapping[str, int], config: FilterConfig) -> dict:
-    """DESIGN.md's funnel from the output counts; checks that clean + rejects == input."""
-    stages = [(stage, {r: counts[r] for r in reasons if counts.get(r)}) for stage, reasons in config.stages()]
-    funnel = schema.build_funnel(input_count, stages)
-    unknown = set(counts) - {"clean"} - {r for _, reasons in config.stages() for r in reasons}
-    if unknown:
-        raise ValueError(f"reject shards hold reasons this configuration never gives: {sorted(unknown)}")
-    if funnel["output"] != counts.get("clean", 0):
-        raise ValueError(f"outputs do not add up: {input_count} raw rows, {counts.get('clean', 0)} clean, "
-                         f"{sum(v for k, v in counts.items() if k != 'clean')} rejected")
-    return funnel
-
-
 @dataclasses.dataclass(frozen=True)
 class WriteReport:
     """Write funnel.json and stats.json into the output directory."""
@@ -316,9 +308,9 @@ class WriteReport:
     config: FilterConfig
 
     def __call__(self, _, counts, stats) -> str:
-        funnel = funnel_from_counts(self.input_count, counts, self.config)
-        schema.write_json(schema.join(self.output, FUNNEL_FILE), funnel)
-        schema.write_json(schema.join(self.output, STATS_FILE), stats)
+        funnel = contract.funnel_from_counts(self.input_count, counts, self.config.stages())
+        contract.write_json(contract.join(self.output, FUNNEL_FILE), funnel)
+        contract.write_json(contract.join(self.output, STATS_FILE), stats)
         return self.output
 
 
@@ -376,8 +368,8 @@ def input_fingerprint(paths: Sequence[str], config: FilterConfig) -> dict:
     word lists."""
     shards = []
     for path in paths:
-        parquet = schema.open_shard(path, schema.RAW_SCHEMA)
-        fs, local = schema.resolve(path)
+        parquet = contract.open_shard(path, contract.RAW_SCHEMA)
+        fs, local = contract.resolve(path)
         shards.append([path.rsplit("/", 1)[-1], fs.get_file_info(local).size, parquet.metadata.num_rows])
     config_json = json.dumps(config.to_json(), sort_keys=True)
     lists = word_lists_digest(config)
@@ -389,45 +381,45 @@ def pending_shards(output: str, names: Sequence[str]) -> list[int]:
     """Indices of the input shards whose reject and clean outputs are not both there yet."""
     pending = []
     for index, name in enumerate(names):
-        if not (schema.exists(schema.join(output, REJECT_DIR, name))
-                and schema.exists(schema.join(output, CLEAN_DIR, name))):
+        if not (contract.exists(contract.join(output, REJECT_DIR, name))
+                and contract.exists(contract.join(output, CLEAN_DIR, name))):
             pending.append(index)
     return pending
 
 
 def prepare_output(output: str, fingerprint: dict, overwrite: bool) -> None:
     """Create the output directories; refuse (or with overwrite, clear) outputs of other inputs."""
-    manifest = schema.join(output, MANIFEST_FILE)
-    if schema.exists(manifest):
-        previous = schema.read_json(manifest)
+    manifest = contract.join(output, MANIFEST_FILE)
+    if contract.exists(manifest):
+        previous = contract.read_json(manifest)
         if previous.get("digest") != fingerprint["digest"]:
             if not overwrite:
                 raise FilterInputError(
                     f"{output} holds the outputs of other inputs or another configuration; "
                     "use a new --output, or --overwrite to replace them")
             _clear_outputs(output)
-    elif schema.exists(schema.join(output, CLEAN_DIR)) and schema.list_shards(schema.join(output, CLEAN_DIR)):
+    elif contract.exists(contract.join(output, CLEAN_DIR)) and contract.list_shards(contract.join(output, CLEAN_DIR)):
         if not overwrite:
             raise FilterInputError(f"{output}/{CLEAN_DIR} holds shards of an unknown run; "
                                    "use a new --output, or --overwrite")
         _clear_outputs(output)
     for sub in (CLEAN_DIR, REJECT_DIR):
-        schema.makedirs(schema.join(output, sub))
-        schema.remove_stale_temporaries(schema.join(output, sub))
-    schema.write_json(manifest, fingerprint)
+        contract.makedirs(contract.join(output, sub))
+        contract.remove_stale_temporaries(contract.join(output, sub))
+    contract.write_json(manifest, fingerprint)
 
 
 def _clear_outputs(output: str) -> None:
     for sub in (CLEAN_DIR, REJECT_DIR):
-        directory = schema.join(output, sub)
-        if schema.exists(directory):
-            fs, _ = schema.resolve(directory)
-            for path in schema.list_shards(directory):
-                fs.delete_file(schema.resolve(path)[1])
+        directory = contract.join(output, sub)
+        if contract.exists(directory):
+            fs, _ = contract.resolve(directory)
+            for path in contract.list_shards(directory):
+                fs.delete_file(contract.resolve(path)[1])
     for name in (FUNNEL_FILE, STATS_FILE, WORD_CLOUD_FILE):
-        uri = schema.join(output, name)
-        if schema.exists(uri):
-            fs, path = schema.resolve(uri)
+        uri = contract.join(output, name)
+        if contract.exists(uri):
+            fs, path = contract.resolve(uri)
             fs.delete_file(path)
 
 
@@ -460,8 +452,8 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
                beam_args: Sequence[str] = (), overwrite: bool = False, font: str | None = None,
                word_cloud: bool = True, log=print) -> dict:
     """Run the filter stage; returns the funnel. Raises FilterInputError for unusable inputs or
-    outputs and schema.ShardReadError naming a raw shard that cannot be read."""
-    shard_paths = schema.list_shards(input_dir)
+    outputs and contract.ShardReadError naming a raw shard that cannot be read."""
+    shard_paths = contract.list_shards(input_dir)
     if not shard_paths:
         raise FilterInputError(f"no raw shards (*.parquet) in {input_dir}")
     fingerprint = input_fingerprint(shard_paths, config)
@@ -473,7 +465,7 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build_pipeline(pipeline, shard_paths, output, config, pending, input_count)
-    funnel = schema.read_json(schema.join(output, FUNNEL_FILE))
+    funnel = contract.read_json(contract.join(output, FUNNEL_FILE))
     log(f"filter: {funnel['output']} of {funnel['input']} pairs kept in {time.monotonic() - started:.1f}s; "
         + ", ".join(f"{r}={n}" for s in funnel["stages"] for r, n in s["dropped"].items()))
     if word_cloud:
@@ -484,8 +476,8 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
 def render_word_cloud(output: str, font: str | None, log=print) -> str | None:
     """Draw wordcloud.png (local outputs only) from stats.json; a clear message, no crash, when
     there is no font or no word."""
-    stats = schema.read_json(schema.join(output, STATS_FILE))
-    fs, path = schema.resolve(schema.join(output, WORD_CLOUD_FILE))
+    stats = contract.read_json(contract.join(output, STATS_FILE))
+    fs, path = contract.resolve(contract.join(output, WORD_CLOUD_FILE))
     if "://" in output:
         log("filter: the word cloud is drawn for local outputs only; stats.json has the top words")
         return None
@@ -559,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_filter(args.input, args.output, config, beam_args, overwrite=args.overwrite,
                    font=args.font, word_cloud=not args.no_word_cloud,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (FilterInputError, schema.ShardReadError, schema.ShardSchemaError,
+    except (FilterInputError, contract.ShardReadError, contract.ShardSchemaError,
             FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"filter: error: {err}", file=sys.stderr)
         return 2

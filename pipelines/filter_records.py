@@ -12,26 +12,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from filters.chain import TextFilterChain
-from filters.image import ImageConfig, check_decodes, check_image
+from filters import contract
+from filters.image import ImageConfig
+from filters.rules import Pair, RuleSet
 from filters.sensitive import SensitiveWordMatcher
-from filters.text import TextConfig, normalise_caption
-from pipelines import schema
+from filters.text import TextConfig
 
 Position = tuple[int, int]  # (shard index, row index): the order of the raw corpus
-
-#: The funnel's stages, in pipeline order, with the reasons each can give.
-STAGES = (
-    ("download", ("download_failed",)),
-    ("url_dedup", ("duplicate_url",)),
-    ("image_size", ("image_too_small", "aspect_ratio")),
-    ("image_decode", ("image_corrupt",)),
-    ("text_length", ("text_length",)),
-    ("meaningless", ("meaningless_caption",)),
-    ("frequency", ("frequent_caption",)),
-    ("sensitive", ("sensitive_word",)),
-    ("image_dedup", ("duplicate_image",)),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +45,12 @@ class FilterConfig:
             self.sensitive_words, self.sensitive_allow,
             extra_words=self.extra_sensitive_words, extra_allow=self.extra_sensitive_allow)
 
-    def stages(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return STAGES if self.dedup_images else STAGES[:-1]
+    def stages(self) -> tuple[contract.Stage, ...]:
+        """The funnel's stages this configuration runs."""
+        return contract.stages(with_optional=self.dedup_images)
+
+    def rules(self) -> RuleSet:
+        return RuleSet(self.image, self.text, matcher=self.matcher(), dedup_images=self.dedup_images)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -69,68 +60,70 @@ def position(record: Mapping[str, Any]) -> Position:
     return (record["_shard"], record["_row"])
 
 
-def caption_for_count(record: Mapping[str, Any]) -> str:
-    """The normalised caption the frequency rule counts (from the caption as found)."""
+def caption_as_found(record: Mapping[str, Any]) -> str | None:
+    """The caption as found: `caption_raw`, or `caption` for raw shards that hold only that."""
     raw = record.get("caption_raw")
-    return normalise_caption(raw if raw is not None else record.get("caption"))
+    return raw if raw is not None else record.get("caption")
+
+
+def url_identity(record: Mapping[str, Any]) -> str:
+    """What the duplicate-URL rule compares: the contract's key of the URL."""
+    return contract.url_key(record["url"])
 
 
 class RecordRules:
-    """The per-record rules in the paper's order, built once per worker.
+    """The paper's rules on raw records, built once per worker.
 
-    `check(record, duplicate_url_winners, hot_captions)` returns (reason, record_out): the clean
+    `check(record, duplicate_url_winners, caption_counts)` returns (reason, record_out): the clean
     record (CLEAN_SCHEMA columns) when reason is None, else the reject record (REJECT_SCHEMA
     columns, no image bytes). Positions `_shard`/`_row` ride along on both.
+    `duplicate_url_winners` maps the URL identity of every duplicated URL to its first position;
+    `caption_counts` holds the corpus count of (at least) every caption over the threshold;
+    `duplicate_image_winners`, when de-duplicating images, maps each duplicated sha256 of a kept
+    pair to its first position.
     """
 
     def __init__(self, config: FilterConfig = FilterConfig()):
         self.config = config
-        self.text = TextFilterChain(config.text, matcher=config.matcher())
+        self.rules = config.rules()
 
     def check(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
-              hot_captions: Mapping[str, int]) -> tuple[str | None, dict]:
-        reason, caption = self._reason(record, duplicate_url_winners, hot_captions)
-        if reason is None:
-            return None, clean_record(record, caption)
-        return reason, reject_record(record, reason, caption)
+              caption_counts: Mapping[str, int],
+              duplicate_image_winners: Mapping[str, Position] | None = None) -> tuple[str | None, dict]:
+        pair = self.pair(record, duplicate_url_winners, caption_counts)
+        if duplicate_image_winners is not None:
+            pair.image_first = is_first_image(record, duplicate_image_winners)
+        verdict = self.rules.judge(pair)
+        if verdict.reason is None:
+            return None, clean_record(record, verdict.caption)
+        return verdict.reason, reject_record(record, verdict.reason, verdict.caption)
 
-    def _reason(self, record, duplicate_url_winners, hot_captions) -> tuple[str | None, str]:
-        caption = caption_for_count(record)
-        if record.get("status") != schema.STATUS_SUCCESS or not record.get("image"):
-            return "download_failed", caption
-        winner = duplicate_url_winners.get(record["url"])
-        if winner is not None and tuple(winner) != position(record):
-            return "duplicate_url", caption
-        reason = check_image(record.get("width"), record.get("height"), self.config.image)
-        if reason is None:
-            reason = check_decodes(record["image"])
-        if reason is not None:
-            return reason, caption
-        verdict = self.text.apply(record.get("caption_raw") if record.get("caption_raw") is not None
-                                  else record.get("caption"), hot_captions)
-        return verdict.reason, verdict.caption
+    def pair(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
+             caption_counts: Mapping[str, int]) -> Pair:
+        caption = self.rules.caption(caption_as_found(record))
+        winner = duplicate_url_winners.get(url_identity(record)) if record.get("url") else None
+        return Pair(caption, status=record.get("status"), image=record.get("image"),
+                    width=record.get("width"), height=record.get("height"),
+                    url_first=winner is None or tuple(winner) == position(record),
+                    caption_occurrences=caption_counts.get(caption.text, 1))
 
 
-def check_duplicate_image(record: Mapping[str, Any], duplicate_image_winners: Mapping[str, Position]) -> str | None:
-    """"duplicate_image" when another kept pair with the same image bytes came first."""
+def is_first_image(record: Mapping[str, Any], duplicate_image_winners: Mapping[str, Position]) -> bool:
+    """Whether no earlier kept pair has the same image bytes."""
     winner = duplicate_image_winners.get(record.get("sha256"))
-    return "duplicate_image" if winner is not None and tuple(winner) != position(record) else None
-
-
-_CLEAN_COLUMNS = tuple(schema.CLEAN_SCHEMA.names)
-_REJECT_COLUMNS = tuple(schema.REJECT_SCHEMA.names)
+    return winner is None or tuple(winner) == position(record)
 
 
 def clean_record(record: Mapping[str, Any], caption: str) -> dict:
-    out = {name: record.get(name) for name in _CLEAN_COLUMNS}
+    out = {name: record.get(name) for name in contract.CLEAN_COLUMNS}
     out["caption"] = caption
     out["_shard"], out["_row"] = record["_shard"], record["_row"]
     return out
 
 
 def reject_record(record: Mapping[str, Any], reason: str, caption: str | None = None) -> dict:
-    out = {name: record.get(name) for name in _REJECT_COLUMNS if name != "drop_reason"}
-    out["status"] = out.get("status") or schema.STATUS_SUCCESS
+    out = {name: record.get(name) for name in contract.REJECT_COLUMNS if name != "drop_reason"}
+    out["status"] = out.get("status") or contract.DownloadStatus.SUCCESS
     if caption is not None:
         out["caption"] = caption
     out["drop_reason"] = reason

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from crawler.local_engine import Catalog, CatalogEntry, LocalEngine, image_url_path
-from pipelines import schema
+from filters import contract
 from pipelines.synthetic import COLOURS, SHAPES, Scene, SyntheticPair, draw_scene, encode_image, generate_pairs
 
 QUERY_SUFFIXES = ("", "图片", "素材", "壁纸", "大全", "高清")
@@ -82,7 +82,7 @@ def build_catalog(n_queries: int = 20, per_query: int = 8, seed: int = 0, web_fa
             results[names[pair.index % n_queries]].append(by_path[_path_of(pair)])
             continue
         entry, extra, status = _entry_for(pair, clean if web_failures else None)
-        clean += pair.expected_reason is None and pair.status == schema.STATUS_SUCCESS
+        clean += pair.expected_reason is None and pair.status == contract.DownloadStatus.SUCCESS
         results[names[pair.index % n_queries]].append(entry)
         by_path[entry.path] = entry
         hidden += extra
@@ -103,13 +103,13 @@ def _entry_for(pair: SyntheticPair, clean_ordinal: int | None) -> tuple[CatalogE
     content_type = _CONTENT_TYPES.get(pair.image_format or "", "image/jpeg")
     base = dict(path=path, caption=pair.caption, image=pair.image or b"", content_type=content_type,
                 width=pair.width, height=pair.height)
-    if pair.status != schema.STATUS_SUCCESS:  # the generator's download failures: 404 or 500
+    if pair.status != contract.DownloadStatus.SUCCESS:  # the generator's download failures: 404 or 500
         behaviour = "404" if pair.index % 2 == 0 else "500"
         return CatalogEntry(**base, behaviour=behaviour), [], "http_error"
     if clean_ordinal is None or pair.expected_reason is not None:
         # pairs that test a filter rule download fine, so the filter sees every rule broken
-        return CatalogEntry(**base), [], schema.STATUS_SUCCESS
-    behaviour, status = WEB_BEHAVIOURS.get(clean_ordinal % 40, ("ok", schema.STATUS_SUCCESS))
+        return CatalogEntry(**base), [], contract.DownloadStatus.SUCCESS
+    behaviour, status = WEB_BEHAVIOURS.get(clean_ordinal % 40, ("ok", contract.DownloadStatus.SUCCESS))
     if behaviour == "redirect":
         target = CatalogEntry(**{**base, "path": f"moved/{path}"})
         return CatalogEntry(**base, behaviour="redirect", redirect_to=target.path), [target], status

@@ -35,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines import schema
+from filters import contract
 from pipelines.stats import CaptionStats, FontNotFound, draw_word_cloud, find_cjk_font
 
 INDEX_FILE = "index.html"
@@ -80,25 +80,25 @@ def locate_input(input_dir: str) -> tuple[list[str], str | None]:
     filter's clean/, is used). Raises ReportInputError naming the path when there is no shard."""
     input_dir = input_dir.rstrip("/") or "/"
     parent, _, name = input_dir.rpartition("/")
-    beside_clean = [parent] if name == schema.CLEAN_DIR and parent else []
-    layouts = [(schema.join(input_dir, schema.CLEAN_DIR), [input_dir]),  # a filter output directory
+    beside_clean = [parent] if name == contract.CLEAN_DIR and parent else []
+    layouts = [(contract.join(input_dir, contract.CLEAN_DIR), [input_dir]),  # a filter output directory
                (input_dir, [input_dir, *beside_clean])]  # clean shards themselves
     for shard_dir, funnel_dirs in layouts:
         try:
-            shards = schema.list_shards(shard_dir)
+            shards = contract.list_shards(shard_dir)
         except (FileNotFoundError, NotADirectoryError):
             continue
         if shards:
-            funnels = [schema.join(d, schema.FUNNEL_FILE) for d in funnel_dirs]
-            return shards, next((f for f in funnels if schema.exists(f)), None)
-    raise ReportInputError(f"no clean shards (*.parquet) in {input_dir} or {schema.join(input_dir, schema.CLEAN_DIR)}")
+            funnels = [contract.join(d, contract.FUNNEL_FILE) for d in funnel_dirs]
+            return shards, next((f for f in funnels if contract.exists(f)), None)
+    raise ReportInputError(f"no clean shards (*.parquet) in {input_dir} or {contract.join(input_dir, contract.CLEAN_DIR)}")
 
 
 def read_funnel(uri: str) -> dict:
-    """funnel.json, checked against DESIGN.md's layout (ReportInputError naming it if not)."""
+    """funnel.json, checked against docs/design.md's layout (ReportInputError naming it if not)."""
     try:
-        funnel = schema.read_json(uri)
-        schema.validate_funnel(funnel)
+        funnel = contract.read_json(uri)
+        contract.validate_funnel(funnel)
     except (ValueError, KeyError, TypeError) as err:
         raise ReportInputError(f"{uri}: not a valid funnel.json ({err})") from err
     return funnel
@@ -118,11 +118,11 @@ def scan_shards(shards: Sequence[str], samples: int, seed: int, log: Log,
                 progress_every: int = PROGRESS_EVERY) -> tuple[CaptionStats, list[Sample]]:
     """Table 2's counts over every caption, and `samples` pairs drawn uniformly with `seed`."""
     # Row counts from the footers first (one shard open at a time: inputs may hold thousands).
-    total = sum(schema.open_shard(path, schema.CLEAN_SCHEMA).metadata.num_rows for path in shards)
+    total = sum(contract.open_shard(path, contract.CLEAN_SCHEMA).metadata.num_rows for path in shards)
     chosen = sorted(random.Random(seed).sample(range(total), min(samples, total)))
     stats, picked, offset = CaptionStats(), [], 0
     for done, path in enumerate(shards, start=1):
-        parquet = schema.open_shard(path, schema.CLEAN_SCHEMA)
+        parquet = contract.open_shard(path, contract.CLEAN_SCHEMA)
         try:
             for group in range(parquet.metadata.num_row_groups):
                 rows = parquet.metadata.row_group(group).num_rows
@@ -135,7 +135,7 @@ def scan_shards(shards: Sequence[str], samples: int, seed: int, log: Log,
                     picked += _read_samples(parquet, group, wanted, offset)
                 offset += rows
         except (pa.ArrowInvalid, OSError) as err:
-            raise schema.ShardReadError(f"{path}: truncated or corrupt Parquet data ({err})") from err
+            raise contract.ShardReadError(f"{path}: truncated or corrupt Parquet data ({err})") from err
         if done % progress_every == 0 and done < len(shards):
             log(f"report: {done}/{len(shards)} shards, {stats.pairs} pairs")
     return stats, picked
@@ -368,7 +368,7 @@ def render_html(title: str, table: Mapping[str, Any], funnel: Mapping[str, Any] 
                 word_cloud_note: str | None, samples: Sequence[Sample], thumbnails: Sequence[str | None],
                 seed: int) -> str:
     cloud = (f'<p class="note" id="no-word-cloud">{_e(word_cloud_note)}</p>' if word_cloud_note else
-             f'<img class="chart" id="word-cloud" src="{schema.WORD_CLOUD_FILE}" alt="word cloud of the captions">')
+             f'<img class="chart" id="word-cloud" src="{contract.WORD_CLOUD_FILE}" alt="word cloud of the captions">')
     return f"""<!DOCTYPE html>
 <html lang="zh">
 <head>
@@ -427,7 +427,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
         funnel_note = (f"No funnel: there is no funnel.json beside the clean shards of {input_dir} "
                        "(it is written by python -m pipelines.filter).")
     draw_length_chart(stats, table, os.path.join(output, LENGTH_CHART), font)
-    cloud_note = render_word_cloud(table["top_words"], os.path.join(output, schema.WORD_CLOUD_FILE), font)
+    cloud_note = render_word_cloud(table["top_words"], os.path.join(output, contract.WORD_CLOUD_FILE), font)
     if cloud_note:
         log(f"report: {cloud_note}")
     thumbnails = write_thumbnails(picked, output)
@@ -439,12 +439,12 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
         "top_words": table["top_words"][:50],
         "funnel": None if funnel is None else {"input": funnel["input"], "dropped": dropped_per_reason(funnel),
                                                "output": funnel["output"]},
-        "word_cloud": None if cloud_note else schema.WORD_CLOUD_FILE,
+        "word_cloud": None if cloud_note else contract.WORD_CLOUD_FILE,
         "seed": seed,
         "samples": [{"key": s.key, "position": s.position, "caption": s.caption, "query": s.query,
                      "width": s.width, "height": s.height, "thumbnail": t} for s, t in zip(picked, thumbnails)],
     }
-    schema.write_json(os.path.join(output, REPORT_FILE), report)
+    contract.write_json(os.path.join(output, REPORT_FILE), report)
     title = f"Dataset report: {input_dir.rstrip('/').rsplit('/', 1)[-1] or input_dir}"
     page = render_html(title, table, funnel, funnel_note, cloud_note, picked, thumbnails, seed)
     write_bytes(os.path.join(output, INDEX_FILE), page.encode("utf-8"))  # last: the page is complete
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ReportInputError(f"--font: no such font file: {args.font}")
         build_report(args.input, args.output, samples=args.samples, seed=args.seed, font=args.font,
                      log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (ReportInputError, schema.ShardReadError, schema.ShardSchemaError) as err:
+    except (ReportInputError, contract.ShardReadError, contract.ShardSchemaError) as err:
         print(f"report: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines import schema
+from filters import contract
 
 SIDES = ("train", "test")
 
@@ -48,7 +48,7 @@ def split_table(table: pa.Table, config: SplitConfig, where: str = "") -> dict[s
     hashes = table.column("sha256").to_pylist()
     missing = [i for i, value in enumerate(hashes) if not value]
     if missing:
-        raise schema.ShardSchemaError(f"{where}: {len(missing)} row(s) without a sha256 (first: row {missing[0]})")
+        raise contract.ShardSchemaError(f"{where}: {len(missing)} row(s) without a sha256 (first: row {missing[0]})")
     mask = pa.array([is_test(value, config) for value in hashes], type=pa.bool_())
     return {"test": table.filter(mask), "train": table.filter(pc.invert(mask))}
 
@@ -56,15 +56,15 @@ def split_table(table: pa.Table, config: SplitConfig, where: str = "") -> dict[s
 def split_shard(path: str, output: str, config: SplitConfig) -> dict[str, int]:
     """Split one clean shard, row group by row group; returns the rows written per side."""
     name = path.rstrip("/").rpartition("/")[2]
-    targets = {side: schema.join(output, side, name) for side in SIDES}
-    writers: dict[str, schema.ShardWriter] = {}
+    targets = {side: contract.join(output, side, name) for side in SIDES}
+    writers: dict[str, contract.ShardWriter] = {}
     counts = dict.fromkeys(SIDES, 0)
     try:
-        for batch in schema.iter_shard_batches(path, schema.CLEAN_SCHEMA):
+        for batch in contract.iter_shard_batches(path, contract.CLEAN_SCHEMA):
             for side, part in split_table(pa.Table.from_batches([batch]), config, path).items():
                 if part.num_rows:
                     if side not in writers:
-                        writers[side] = schema.ShardWriter(targets[side], schema.CLEAN_SCHEMA)
+                        writers[side] = contract.ShardWriter(targets[side], contract.CLEAN_SCHEMA)
                     writers[side].write_table(part)
                     counts[side] += part.num_rows
     except BaseException:
@@ -81,15 +81,15 @@ def split_shards(input_dir: str, output: str, config: SplitConfig = SplitConfig(
     """Split every clean shard in `input_dir` into `output/{train,test}/`; returns (and writes)
     `output/split.json`, which is also saved every `save_every` shards so that a killed run
     resumes. Shards recorded in an earlier run's split.json are skipped."""
-    shards = schema.list_shards(input_dir)
+    shards = contract.list_shards(input_dir)
     if not shards:
         raise FileNotFoundError(f"no clean shards (*.parquet) in {input_dir}")
-    manifest_path = schema.join(output, "split.json")
+    manifest_path = contract.join(output, "split.json")
     previous = _read_manifest(manifest_path, config)
     per_shard: dict[str, dict[str, int]] = dict(previous)
     for side in SIDES:
-        schema.makedirs(schema.join(output, side))
-        schema.remove_stale_temporaries(schema.join(output, side))
+        contract.makedirs(contract.join(output, side))
+        contract.remove_stale_temporaries(contract.join(output, side))
     split_now = 0
     for index, path in enumerate(shards, 1):
         name = path.rstrip("/").rpartition("/")[2]
@@ -114,15 +114,15 @@ def _write_manifest(path: str, input_dir: str, config: SplitConfig, per_shard: d
         "pairs": {side: sum(c[side] for c in per_shard.values()) for side in SIDES},
         "shards": per_shard,
     }
-    schema.write_json(path, manifest)
+    contract.write_json(path, manifest)
     return manifest
 
 
 def _read_manifest(path: str, config: SplitConfig) -> dict[str, dict[str, int]]:
     """Shards done by an earlier run with the same settings ({} when none or different)."""
-    if not schema.exists(path):
+    if not contract.exists(path):
         return {}
-    manifest = schema.read_json(path)
+    manifest = contract.read_json(path)
     if manifest.get("test_share") != config.test_share or manifest.get("seed") != config.seed:
         raise ValueError(f"{path} was written with test_share={manifest.get('test_share')} "
                          f"seed={manifest.get('seed')}; use another --output or the same settings")
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = SplitConfig(test_share=args.test_share, seed=args.seed)
         split_shards(args.input, args.output, config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except (ValueError, FileNotFoundError, schema.ShardSchemaError, schema.ShardReadError) as error:
+    except (ValueError, FileNotFoundError, contract.ShardSchemaError, contract.ShardReadError) as error:
         print(f"split: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,7 @@ import subprocess
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from filters.names import MASK
+from filters.contract import NAME_MASK
 from filters.text import has_han, segment
 
 TOP_WORDS = 300  # words kept for the word cloud
@@ -24,9 +24,9 @@ TOP_WORDS = 300  # words kept for the word cloud
 def caption_tokens(caption: str) -> list[str]:
     """jieba's tokens of a clean caption, without punctuation/whitespace; `<人名>` is one token."""
     tokens: list[str] = []
-    for i, piece in enumerate((caption or "").split(MASK)):
+    for i, piece in enumerate((caption or "").split(NAME_MASK)):
         if i:
-            tokens.append(MASK)
+            tokens.append(NAME_MASK)
         tokens += [t for t in segment(piece) if _is_word(t)] if piece else []
     return tokens
 
@@ -48,7 +48,7 @@ class CaptionStats:
     def add(self, caption: str) -> "CaptionStats":
         tokens = caption_tokens(caption)
         self.pairs += 1
-        self.names_masked += MASK in (caption or "")
+        self.names_masked += NAME_MASK in (caption or "")
         self.length_histogram[len(tokens)] += 1
         self.token_counts.update(tokens)
         return self
@@ -74,7 +74,7 @@ class CaptionStats:
         mean = total / n if n else 0.0
         var = sum(v * (k - mean) ** 2 for k, v in self.length_histogram.items()) / n if n else 0.0
         words = collections.Counter({t: c for t, c in self.token_counts.items()
-                                     if t != MASK and has_han(t) and len(t) >= 2})
+                                     if t != NAME_MASK and has_han(t) and len(t) >= 2})
         return {
             "pairs": n,
             "unique_tokens": len(self.token_counts),

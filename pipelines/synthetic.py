@@ -3,7 +3,7 @@ before a crawl exists.
 
 Every clean pair's image shows what its caption says: a number of shapes of one colour on a
 background of another colour, so that a model trained on them has something to learn. Around
-them, a share of pairs breaks each rule of the filter stage (DESIGN.md), and each pair records the
+them, a share of pairs breaks each rule of the filter stage (docs/design.md), and each pair records the
 drop reason the filter is expected to give it (None for a pair that should be kept), so tests can
 check the filter against the generator.
 
@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 
 from PIL import Image, ImageDraw
 
+from filters import contract
 from filters.text import normalise_caption
-from pipelines import schema
 
 COLOURS = {
     "红色": (220, 30, 30),
@@ -102,17 +102,17 @@ class SyntheticPair:
     image_format: str | None
     status: str
     scene: Scene | None
-    expected_reason: str | None  # the DESIGN.md drop reason, or None to keep
+    expected_reason: str | None  # the docs/design.md drop reason, or None to keep
     has_person_name: bool = False
     error_message: str | None = None
     query: str = ""
 
     def to_raw_record(self) -> dict:
-        ok = self.status == schema.STATUS_SUCCESS
+        ok = self.status == contract.DownloadStatus.SUCCESS
         return {
-            "key": schema.url_key(self.url),
+            "key": contract.url_key(self.url),
             "url": self.url,
-            "caption": normalise_caption(self.caption),
+            "caption": None,  # the crawl stores the caption as found only
             "caption_raw": self.caption,
             "query": self.query,
             "rank": self.index,
@@ -125,6 +125,13 @@ class SyntheticPair:
             "status": self.status,
             "error_message": self.error_message,
         }
+
+    def to_clean_record(self) -> dict:
+        """The record a clean shard holds for this pair when the filter keeps it (the caption
+        normalised; names are not masked here)."""
+        raw = self.to_raw_record()
+        raw["caption"] = normalise_caption(self.caption)
+        return {name: raw[name] for name in contract.CLEAN_COLUMNS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +286,7 @@ def _make_pair(index: int, defect: str | None, rng: random.Random, url_prefix: s
         fmt, ext = "JPEG", "jpg"
         data = encode_image(image, "JPEG")
         data = data[: len(data) // 3]  # the header parses; the pixel data ends early
-    return SyntheticPair(index, url, caption, data, width, height, fmt, schema.STATUS_SUCCESS, scene, reason,
+    return SyntheticPair(index, url, caption, data, width, height, fmt, contract.DownloadStatus.SUCCESS, scene, reason,
                          has_person_name=has_name)
 
 
@@ -307,11 +314,11 @@ def write_raw_shards(pairs: Sequence[SyntheticPair], output_dir: str, rows_per_s
     """Write pairs as raw shards (RAW_SCHEMA), atomically; returns the shard paths."""
     if rows_per_shard <= 0:
         raise ValueError("rows_per_shard must be positive")
-    schema.makedirs(output_dir)
+    contract.makedirs(output_dir)
     paths = []
     for i, chunk in enumerate(iter_chunks(pairs, rows_per_shard)):
-        path = schema.join(output_dir, schema.shard_name(i))
-        schema.write_shard(path, [p.to_raw_record() for p in chunk], schema.RAW_SCHEMA)
+        path = contract.join(output_dir, contract.shard_name(i))
+        contract.write_shard(path, [p.to_raw_record() for p in chunk], contract.RAW_SCHEMA)
         paths.append(path)
     return paths
 

@@ -55,7 +55,7 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
      ("tests/training/test_evaluate_cli.py::test_prompts_command_and_help",)),
     (r"^python -m training\.evaluate alignment\b",
      ("tests/training/test_evaluate_cli.py::test_alignment_command_writes_png_and_json",)),
-    (r"^python -m tests\.filters\.name_set$",
+    (r"^python -m benchmarks\.name_masking$",
      ("tests/filters/test_names.py::test_fresh_set_precision_and_recall",
       "tests/filters/test_names.py::test_precision_and_recall_span_by_span")),
     (r"^python -m benchmarks\.download\b",

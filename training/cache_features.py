@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipelines import schema as shard_schema
+from filters import contract
 from training.data import decode_image, seeded
 from training.model import LiTConfig, build_image_tower, tower_forward
 from training.transforms import image_transform
@@ -95,8 +95,8 @@ def cache_shard(tower, transforms: list, source: str, target: str, token_pool: i
     """Write the cache shard of one clean shard; returns (rows written, corrupt images skipped)."""
     rows, skipped = [], 0
     written = 0
-    with shard_schema.ShardWriter(target, CACHE_SCHEMA) as writer:
-        for record_batch in shard_schema.iter_shard_batches(source, shard_schema.CLEAN_SCHEMA,
+    with contract.ShardWriter(target, CACHE_SCHEMA) as writer:
+        for record_batch in contract.iter_shard_batches(source, contract.CLEAN_SCHEMA,
                                                             columns=["key", "caption", "image"],
                                                             batch_size=batch_size):
             pending = []
@@ -157,11 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = LiTConfig(image_tower=args.image_tower, image_pretrained=not args.no_pretrained,
                            image_weights=args.image_weights, image_size=args.image_size,
                            image_token_pool=args.token_pool)
-        sources = shard_schema.list_shards(args.data)
+        sources = contract.list_shards(args.data)
         if not sources:
             raise ValueError(f"no shards (*.parquet) in {args.data}")
         for source in sources:  # a shard without a needed column fails before any work
-            shard_schema.open_shard(source, pa.schema([shard_schema.CLEAN_SCHEMA.field(c)
+            contract.open_shard(source, pa.schema([contract.CLEAN_SCHEMA.field(c)
                                                        for c in ("key", "caption", "image")]))
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                               else ("cpu" if args.device == "auto" else args.device))
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(args.output, exist_ok=True)
     total, skipped, started = 0, 0, time.perf_counter()
     for i, source in enumerate(sources):
-        target = shard_schema.join(args.output, os.path.basename(source))
+        target = contract.join(args.output, os.path.basename(source))
         n, s = cache_shard(tower, transforms, source, target, args.token_pool, args.batch_size, device,
                            args.seed, autocast)
         total, skipped = total + n, skipped + s
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "views": max(1, args.views), "augmented": args.views > 0, "tokens": probe_tokens,
             "image_token_pool": args.token_pool, "rows": total, "skipped": skipped, "dtype": "float16",
             "tower_fingerprint": tower_fingerprint(tower)}
-    shard_schema.write_json(os.path.join(args.output, META_NAME), meta, indent=2)
+    contract.write_json(os.path.join(args.output, META_NAME), meta, indent=2)
     return 0
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
-from pipelines import schema as shard_schema
+from filters import contract
 
 
 class DataError(ValueError):
@@ -70,13 +70,13 @@ def scan_shards(directory: str, schema: pa.Schema, columns: Sequence[str]) -> Sh
     Raises DataError for an empty directory and ShardSchemaError (from the shared schema module)
     for a shard that lacks one of `columns`.
     """
-    paths = shard_schema.list_shards(directory)
+    paths = contract.list_shards(directory)
     if not paths:
         raise DataError(f"no shards (*.parquet) in {directory}")
     wanted = pa.schema([schema.field(c) for c in columns])
     groups = []
     for path in paths:
-        parquet = shard_schema.open_shard(path, wanted)
+        parquet = contract.open_shard(path, wanted)
         groups.append(tuple(parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)))
     shards = ShardSet(tuple(paths), tuple(groups))
     if shards.rows == 0:
@@ -99,11 +99,11 @@ def units_for_slot(units: Sequence[WorkUnit], slot: int, slots: int, seed: int, 
 
 
 def read_unit(unit: WorkUnit, schema: pa.Schema, columns: Sequence[str]) -> list[dict[str, Any]]:
-    parquet = shard_schema.open_shard(unit.path, pa.schema([schema.field(c) for c in columns]))
+    parquet = contract.open_shard(unit.path, pa.schema([schema.field(c) for c in columns]))
     try:
         rows = parquet.read_row_group(unit.row_group, columns=list(columns)).to_pylist()
     except (pa.ArrowInvalid, OSError) as err:
-        raise shard_schema.ShardReadError(f"{unit.path}: row group {unit.row_group} unreadable ({err})") from err
+        raise contract.ShardReadError(f"{unit.path}: row group {unit.row_group} unreadable ({err})") from err
     return rows[unit.part::unit.parts]
 
 
@@ -200,7 +200,7 @@ class PairStream(torch.utils.data.IterableDataset):
 
     def __init__(self, shards: ShardSet, decoder: Any, tokenizer: Callable, batch_size: int, *,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, seed: int = 0,
-                 shuffle_buffer: int = 1024, schema: pa.Schema = shard_schema.CLEAN_SCHEMA,
+                 shuffle_buffer: int = 1024, schema: pa.Schema = contract.CLEAN_SCHEMA,
                  positions: dict[int, StreamPosition] | None = None, rotation: int = 0):
         super().__init__()
         if batch_size <= 0:

@@ -547,8 +547,8 @@ def load_aic_icc(annotations: str, image_dir: str, max_images: int | None = None
 
 
 def load_clean_shards(directory: str, max_pairs: int | None = None) -> RetrievalSet:
-    """Pairs from clean Parquet shards (pipelines/schema.py): one caption per image, by `key`."""
-    from pipelines.schema import CLEAN_SCHEMA, list_shards, read_shard
+    """Pairs from clean Parquet shards (filters.contract): one caption per image, by `key`."""
+    from filters.contract import CLEAN_SCHEMA, list_shards, read_shard
 
     shards = list_shards(directory)
     if not shards:

@@ -11,7 +11,7 @@ alignment maps for a trained checkpoint (paper section 5).
 Results go to a JSON file (default: beside the checkpoint, `<checkpoint>.<task>-<dataset>.json`)
 with the chance level of every metric, and a short table goes to the console.
 
-`retrieval_metrics(similarity, image_of_text, directions=...)` (DESIGN.md contract) lives in
+`retrieval_metrics(similarity, image_of_text, directions=...)` (docs/design.md contract) lives in
 `training.retrieval` and is re-exported here.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipelines import schema as shard_schema
+from filters import contract
 from training.eval_data import (
     EvalDataError,
     RetrievalSet,
@@ -183,7 +183,7 @@ def default_output(checkpoint: str, task: str, dataset: str, suffix: str = ".jso
 
 def write_json(result: dict, path: str) -> str:
     """Write atomically (temporary name, then rename), as every output of the project is."""
-    return shard_schema.write_json(path, result, indent=2)
+    return contract.write_json(path, result, indent=2)
 
 
 def format_table(result: dict) -> str:

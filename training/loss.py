@@ -1,6 +1,6 @@
 """Contrastive losses: global (CLIP) and token-wise (FILIP) similarity, single process or DDP.
 
-Contracts (DESIGN.md, "Contracts that must not drift"):
+Contracts (docs/design.md, "Contracts that must not drift"):
 
 - `clip_loss(image_features, text_features, logit_scale) -> Tensor`: the symmetric InfoNCE of
   L2-normalised features, row i of each side being a pair. `logit_scale` is the multiplier of the

@@ -1,6 +1,6 @@
 """Image-text retrieval metrics: Recall@K in both directions and their mean (MR).
 
-Conventions (DESIGN.md, "Contracts that must not drift"):
+Conventions (docs/design.md, "Contracts that must not drift"):
 
 - `similarity` is `[n_images, n_texts]`; `image_of_text[j]` is the index of text j's image, or a
   list of indices when a text has several images (MUGE).
@@ -150,7 +150,7 @@ class _RankTracker:
 
 @dataclass(frozen=True)
 class RetrievalResult:
-    """Metrics (percentages, DESIGN.md keys) and, per direction, the rank of every query."""
+    """Metrics (percentages, docs/design.md keys) and, per direction, the rank of every query."""
 
     metrics: dict[str, float]
     ranks: dict[str, torch.Tensor]  # "i2t"/"t2i" -> 1-based ranks, max(ks) + 1 = beyond
@@ -246,7 +246,7 @@ def retrieval_metrics(
     similarity_t2i: torch.Tensor | np.ndarray | None = None,
     ks: Sequence[int] = RECALL_KS,
 ) -> dict[str, float]:
-    """Recall@1/5/10 (percent) per direction and their mean `MR` (DESIGN.md contract).
+    """Recall@1/5/10 (percent) per direction and their mean `MR` (docs/design.md contract).
 
     `similarity` is `[n_images, n_texts]`. `image_of_text[j]` is text j's image index, or a list
     of indices (MUGE). For a text->image-only set pass `directions=("t2i",)`; `MR` is then the

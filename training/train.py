@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipelines import schema as shard_schema
+from filters import contract
 from training import checkpoint as ckpt
 from training import distributed as dist_utils
 from training.data import DataError, ImageDecoder, PairStream, StreamTracker, make_loader, scan_shards
@@ -260,7 +260,7 @@ def build_stream(config: TrainConfig, model: LiTModel, tokenizer, batch_size: in
         decoder = CacheDecoder(meta, with_tokens=model.similarity == "token_wise")
         shards, schema = scan_shards(config.cache, CACHE_SCHEMA, decoder.columns), CACHE_SCHEMA
     else:
-        from pipelines.schema import CLEAN_SCHEMA  # noqa: PLC0415
+        from filters.contract import CLEAN_SCHEMA  # noqa: PLC0415
 
         transform = image_transform(model.image_tower, training=config.auto_augment is not None,
                                     image_size=model.config.image_size, auto_augment=config.auto_augment,
@@ -390,7 +390,7 @@ def _prepare(config: TrainConfig, model_config: LiTConfig, optim_config: OptimCo
     tokenizer = load_tokenizer(config.tokenizer, model_config.context_length)
     if tokenizer.vocab_size != model_config.vocab_size:
         raise TokenizerError(f"tokenizer has {tokenizer.vocab_size} entries, the model {model_config.vocab_size}")
-    from pipelines.schema import CLEAN_SCHEMA  # noqa: PLC0415
+    from filters.contract import CLEAN_SCHEMA  # noqa: PLC0415
 
     if config.cache:
         from training.cache_features import CACHE_SCHEMA, count_cache_rows  # noqa: PLC0415
@@ -519,7 +519,7 @@ def _write_config(config: TrainConfig, model_config: LiTConfig, optim_config: Op
     resolved = {"train": dataclasses.asdict(config), "model": model_config.to_dict(),
                 "optim": dataclasses.asdict(optim_config), "world_size": world, "total_steps": steps,
                 "tokenizer": tokenizer_source}
-    shard_schema.write_json(os.path.join(config.output, "config.json"), resolved, indent=2)
+    contract.write_json(os.path.join(config.output, "config.json"), resolved, indent=2)
 
 
 def _checkpoint_state(config, model, optimizer, scheduler, scaler, step, data_states, model_config, best_top1,

@@ -6,8 +6,19 @@ import time
 import aiohttp
 import pytest
 
-from crawler.baidu import (QUERY_BLOCKED, QUERY_ERROR, QUERY_NO_RESULTS, QUERY_OK, SearchClient, SearchConfig,
-                           SearchHit, decode_objurl, encode_objurl, parse_acjson, search_many_sync)
+from crawler.baidu import (
+    QUERY_BLOCKED,
+    QUERY_ERROR,
+    QUERY_NO_RESULTS,
+    QUERY_OK,
+    SearchClient,
+    SearchConfig,
+    SearchHit,
+    decode_objurl,
+    encode_objurl,
+    parse_acjson,
+    search_many_sync,
+)
 from crawler.errors import SearchBlocked, SearchResponseError
 from crawler.local_engine import Catalog
 from crawler.ratelimit import RateLimiter
@@ -107,7 +118,7 @@ def test_antiflag_zero_is_not_blocked_and_a_byte_order_mark_is_tolerated():
 
 
 def test_a_lone_surrogate_escape_does_not_reach_the_shard(tmp_path):
-    from pipelines import schema
+    from filters import contract
 
     page = json.loads(SAMPLE.read_text(encoding="utf-8"))
     body = json.dumps(page, ensure_ascii=True).replace("\\u5317\\u6b27", "\\u5317\\ud83d\\u6b27")
@@ -115,7 +126,7 @@ def test_a_lone_surrogate_escape_does_not_reach_the_shard(tmp_path):
     assert hits[1].caption.startswith("北?欧")
     hits[1].caption.encode("utf-8")  # would raise UnicodeEncodeError with the surrogate kept
     record = {"key": "k", "url": hits[1].url, "caption": hits[1].caption, "status": "success"}
-    schema.write_shard(str(tmp_path / "x.parquet"), [record], schema.RAW_SCHEMA)
+    contract.write_shard(str(tmp_path / "x.parquet"), [record], contract.RAW_SCHEMA)
 
 
 def _config(engine, **kw):

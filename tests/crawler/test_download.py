@@ -4,12 +4,12 @@ import io
 import pytest
 from PIL import Image
 
-from crawler.download import DOWNLOAD_STATUSES, DownloadConfig, ResizeConfig, download_sync, noai_requested
-from crawler.image_info import DecompressionBomb, NotAnImage, inspect_image
+from crawler.download import DownloadConfig, ResizeConfig, download_sync, noai_requested
+from crawler.errors import UnsafeDestination
 from crawler.local_engine import Catalog
 from crawler.safety import AllowList, BadUrl, check_destination, is_public_address
-from crawler.errors import UnsafeDestination
-from pipelines import schema
+from filters.contract.images import DecompressionBomb, NotAnImage
+from filters.contract.images import read_header as inspect_image
 from tests.crawler.conftest import entry, jpeg, png_claiming
 
 
@@ -21,10 +21,6 @@ def _config(engine, **kw):
 
 def _url(engine, path):
     return f"{engine.base_url}/img/{path}"
-
-
-def test_statuses_mirror_the_schema_vocabulary():
-    assert DOWNLOAD_STATUSES == schema.DOWNLOAD_STATUSES
 
 
 def test_success_reads_size_and_format_from_the_header_and_hashes_the_bytes(serve):

@@ -1,9 +1,18 @@
 import pytest
 
 from crawler.errors import QueryFileError
-from crawler.queries import (DEFAULT_QUERY_COUNT, EXCLUDED_POS, DictEntry, default_queries, is_image_query,
-                             main, parse_dictionary, rank_queries, read_queries)
-from crawler.urls import normalise_url
+from crawler.queries import (
+    DEFAULT_QUERY_COUNT,
+    EXCLUDED_POS,
+    DictEntry,
+    default_queries,
+    is_image_query,
+    main,
+    parse_dictionary,
+    rank_queries,
+    read_queries,
+)
+from filters.contract.urls import normalise_url
 
 DICT = """\
 的 318825 uj

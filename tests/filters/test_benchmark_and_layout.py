@@ -18,7 +18,7 @@ def test_benchmark_reports_speed_and_agreement():
 
 
 def test_filters_import_neither_beam_nor_torch():
-    code = ("import sys, filters.chain, filters.image, filters.names, filters.sensitive, filters.text; "
+    code = ("import sys, filters.rules, filters.contract, filters.image, filters.names, filters.sensitive, filters.text; "
             "filters.names.mask_person_names('刘德华演唱会'); "
             "print(sorted(m for m in ('apache_beam', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,12 +1,8 @@
-"""Image rules: size and aspect at their boundaries, and the full-decode check."""
-
-import io
-import random
+"""Image rules: size and aspect at their boundaries."""
 
 import pytest
-from PIL import Image
 
-from filters.image import ImageConfig, check_decodes, check_image, image_decodes
+from filters.image import ImageConfig, check_image
 
 
 @pytest.mark.parametrize("width, height, expected", [
@@ -39,33 +35,3 @@ def test_check_image_config_changes_thresholds():
 def test_image_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         ImageConfig(**kwargs)
-
-
-def _encode(fmt, size=(320, 240)):
-    """A noisy image, so that every part of the compressed data carries pixels."""
-    rng = random.Random(0)
-    image = Image.frombytes("RGB", size, bytes(rng.getrandbits(8) for _ in range(size[0] * size[1] * 3)))
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
-def test_whole_images_decode(fmt):
-    assert image_decodes(_encode(fmt))
-    assert check_decodes(_encode(fmt)) is None
-
-
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
-def test_truncated_images_do_not_decode(fmt):
-    data = _encode(fmt, (640, 480))
-    if fmt != "WEBP":  # (libwebp refuses a truncated file at open already)
-        # The header still parses: the crawl would have accepted it.
-        assert Image.open(io.BytesIO(data[: len(data) // 2])).size == (640, 480)
-    assert not image_decodes(data[: len(data) // 2])
-    assert check_decodes(data[: len(data) // 2]) == "image_corrupt"
-
-
-@pytest.mark.parametrize("data", [None, b"", b"not an image at all", b"\xff\xd8\xff\xe0" + b"\x00" * 50])
-def test_garbage_does_not_decode(data):
-    assert check_decodes(data) == "image_corrupt"

@@ -4,8 +4,9 @@ import collections
 
 import pytest
 
-from filters.names import MASK, PersonNameMasker, mask_person_names
-from tests.filters import name_set
+from benchmarks import name_masking as name_set
+from filters.contract import NAME_MASK
+from filters.names import PersonNameMasker, mask_person_names
 
 CAPTIONS = name_set.load()
 
@@ -51,7 +52,7 @@ FRESH = name_set.load(name_set.FRESH)
 
 
 def test_fresh_set_holds_only_names_the_gazetteer_lacks():
-    from filters.names import _packaged_entries
+    from filters.wordlists import packaged_word_list as _packaged_entries
 
     assert len(FRESH) >= 120
     known = set(_packaged_entries("person_names.txt"))
@@ -109,11 +110,11 @@ def test_mask_person_names(text, expected):
 def test_mask_is_idempotent_and_masks_every_name():
     text = "宋晓楠与韩冬梅的婚礼现场"
     once = mask_person_names(text)
-    assert once == f"{MASK}与{MASK}的婚礼现场"
+    assert once == f"{NAME_MASK}与{NAME_MASK}的婚礼现场"
     assert mask_person_names(once) == once
 
 
 def test_custom_lists_replace_the_packaged_ones():
     masker = PersonNameMasker(known_names=["阿凡提"], non_names=["王老师傅"])
-    assert masker.mask("阿凡提的故事") == f"{MASK}的故事"
+    assert masker.mask("阿凡提的故事") == f"{NAME_MASK}的故事"
     assert masker.mask("王老师傅修车") == "王老师傅修车"

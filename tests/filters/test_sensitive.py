@@ -4,7 +4,8 @@ import importlib.resources
 
 import pytest
 
-from filters.sensitive import SensitiveWordMatcher, parse_word_list
+from filters.sensitive import SensitiveWordMatcher
+from filters.wordlists import parse_word_list
 
 # Captions that must be hit: each category of the default list, in ordinary sentences.
 HITS = {

@@ -5,8 +5,14 @@ import random
 import jieba
 import pytest
 
-from filters.text import (TextConfig, check_length, count_chinese_words, is_frequent,
-                          is_meaningless_caption, normalise_caption)
+from filters.text import (
+    TextConfig,
+    check_length,
+    count_chinese_words,
+    is_frequent,
+    is_meaningless_caption,
+    normalise_caption,
+)
 
 
 def words(n):

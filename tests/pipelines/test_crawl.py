@@ -4,7 +4,6 @@ import contextlib
 import hashlib
 import json
 import os
-import unicodedata
 
 import apache_beam as beam
 import pyarrow as pa
@@ -14,7 +13,8 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from crawler.local_engine import LocalEngine
-from pipelines import crawl, schema
+from filters import contract
+from pipelines import crawl
 from pipelines.beam_options import pipeline_options
 from pipelines.local_catalog import NO_RESULTS_QUERY, build_catalog
 
@@ -50,8 +50,8 @@ def crawl_argv(local, tmp_path, *extra, chunk_size=3):
 
 
 def read_raw(output) -> pa.Table:
-    shards = schema.list_shards(str(output))
-    return pa.concat_tables([schema.read_shard(p, schema.RAW_SCHEMA) for p in shards])
+    shards = contract.list_shards(str(output))
+    return pa.concat_tables([contract.read_shard(p, contract.RAW_SCHEMA) for p in shards])
 
 
 def image_path(url: str) -> str:
@@ -106,9 +106,9 @@ def test_crawl_writes_every_hit_once_with_its_status(local, tmp_path):
         path = image_path(row["url"])
         assert row["status"] == catalog.expected_status[path], (path, row["error_message"])
         assert row["query"] == first_query[path]  # the first by query order wins
-        assert row["caption_raw"] == " ".join(pairs[path].caption.split())
-        assert row["caption"] == unicodedata.normalize("NFKC", row["caption_raw"])
-        assert row["key"] == schema.url_key(row["url"])
+        assert row["caption_raw"] == " ".join(pairs[path].caption.split())  # as Baidu's parser gives it
+        assert row["caption"] is None  # the filter normalises; the crawl stores the caption as found
+        assert row["key"] == contract.url_key(row["url"])
         if row["status"] == "success":
             pair = pairs[path]
             assert (row["width"], row["height"], row["image_format"]) == (pair.width, pair.height, pair.image_format)
@@ -153,7 +153,7 @@ def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
     assert again.crawled_chunks == 0
     assert sum(engine.search_requests.values()) == requests  # nothing searched again
 
-    shards = schema.list_shards(str(tmp_path / "raw"))
+    shards = contract.list_shards(str(tmp_path / "raw"))
     os.remove(shards[1])
     stale = tmp_path / "raw" / ".part-00001-x.parquet.tmp-dead"
     stale.write_bytes(b"half a shard")
@@ -229,10 +229,10 @@ def test_url_list_mode_reads_csv_tsv_and_parquet(local, tmp_path):
                                   str(tmp_path / name.split(".")[0]), *base]).totals
         assert totals[name]["downloads"] == {"success": totals[name]["rows"]}
     rows = read_raw(tmp_path / "a").to_pylist()
-    assert [(r["url"], r["caption"], r["query"], r["rank"]) for r in rows] == [
+    assert [(r["url"], r["caption_raw"], r["query"], r["rank"]) for r in rows] == [
         (urls[0], "图片 0", "", 0), (urls[1], "图片 1", "", 1)]
     assert totals["a.csv"]["duplicates"] == 2  # rows 2 and 3 repeat rows 0 and 1 (the second once normalised)
-    assert read_raw(tmp_path / "b").to_pylist()[0]["caption"] == "第0张"
+    assert read_raw(tmp_path / "b").to_pylist()[0]["caption_raw"] == "第0张"
     assert len(read_raw(tmp_path / "c")) == len(urls) - 3
 
 

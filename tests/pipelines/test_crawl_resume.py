@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from pipelines import crawl, schema
+from filters import contract
+from pipelines import crawl
 from tests.pipelines.test_crawl import crawl_argv, expected_paths, image_path, read_raw, running_catalog
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,13 +44,13 @@ def test_kill_9_midway_then_rerun_gives_the_complete_set_once(local, tmp_path):
         process.wait()
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL
-    written_before = len(schema.list_shards(str(output)))
+    written_before = len(contract.list_shards(str(output)))
     assert 3 <= written_before < 13, "the kill should land midway"
 
     outcome = crawl.run(argv)
     assert outcome.crawled_chunks == 13 - written_before
-    assert len(schema.list_shards(str(output))) == 13
-    assert not [p for p in output.rglob("*") if schema._TMP_MARK in p.name]
+    assert len(contract.list_shards(str(output))) == 13
+    assert not [p for p in output.rglob("*") if contract.storage.is_temporary(p.name)]
     rows = read_raw(output).to_pylist()
     urls = [r["url"] for r in rows]
     assert len(urls) == len(set(urls)), "duplicates after the rerun"

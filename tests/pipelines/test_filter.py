@@ -16,10 +16,11 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from filters.names import MASK
+from filters import contract
+from filters.contract import NAME_MASK
 from filters.text import normalise_caption
 from pipelines import filter as filter_job
-from pipelines import schema, synthetic
+from pipelines import synthetic
 from pipelines.beam_options import pipeline_options
 from pipelines.filter_records import FilterConfig
 from pipelines.stats import find_cjk_font
@@ -32,7 +33,7 @@ def _pairs(n=240, seed=11):
 
 
 def _expected(pairs, dedup_images):
-    """rank -> the drop reason DESIGN.md's rules give (None: kept)."""
+    """rank -> the drop reason docs/design.md's rules give (None: kept)."""
     expected = {}
     for p in pairs:
         reason = p.expected_reason
@@ -44,8 +45,8 @@ def _expected(pairs, dedup_images):
 
 def _read_dir(directory, kind):
     rows = []
-    for path in schema.list_shards(directory):
-        rows += schema.read_shard(path, schema.SCHEMAS[kind]).to_pylist()
+    for path in contract.list_shards(directory):
+        rows += contract.read_shard(path, contract.SCHEMAS[kind]).to_pylist()
     return rows
 
 
@@ -82,18 +83,18 @@ def default_run(raw_dir, tmp_path_factory):
 
 def test_filter_shard_outputs_and_counters(tmp_path):
     pairs = _pairs(160, seed=4)
-    raw = str(tmp_path / "raw" / schema.shard_name(0))
-    schema.write_shard(raw, [p.to_raw_record() for p in pairs], schema.RAW_SCHEMA)
+    raw = str(tmp_path / "raw" / contract.shard_name(0))
+    contract.write_shard(raw, [p.to_raw_record() for p in pairs], contract.RAW_SCHEMA)
     first_by_url = {}
     for p in pairs:
-        if p.status == schema.STATUS_SUCCESS:
-            first_by_url.setdefault(p.url, (0, p.index))
-    counts = collections.Counter(p.url for p in pairs if p.status == schema.STATUS_SUCCESS)
+        if p.status == contract.DownloadStatus.SUCCESS:
+            first_by_url.setdefault(contract.url_key(p.url), (0, p.index))
+    counts = collections.Counter(contract.url_key(p.url) for p in pairs if p.status == contract.DownloadStatus.SUCCESS)
     winners = [(url, pos) for url, pos in first_by_url.items() if counts[url] > 1]
     hot = [(synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES)]
     expected = _expected(pairs, dedup_images=False)
     output = str(tmp_path / "out")
-    names = [schema.shard_name(0)]
+    names = [contract.shard_name(0)]
 
     pipeline = BeamTestPipeline(options=pipeline_options([]))
     written = (pipeline
@@ -105,11 +106,11 @@ def test_filter_shard_outputs_and_counters(tmp_path):
     result = pipeline.run()
     result.wait_until_finish()
 
-    clean = schema.read_shard(os.path.join(output, "clean", names[0]), schema.CLEAN_SCHEMA).to_pylist()
-    rejects = schema.read_shard(os.path.join(output, "rejects", names[0]), schema.REJECT_SCHEMA).to_pylist()
+    clean = contract.read_shard(os.path.join(output, "clean", names[0]), contract.CLEAN_SCHEMA).to_pylist()
+    rejects = contract.read_shard(os.path.join(output, "rejects", names[0]), contract.REJECT_SCHEMA).to_pylist()
     assert [r["rank"] for r in clean] == [i for i, r in expected.items() if r is None]  # input order
     assert [(r["rank"], r["drop_reason"]) for r in rejects] == [(i, r) for i, r in expected.items() if r is not None]
-    assert "image" not in schema.REJECT_SCHEMA.names and all(r["image"] for r in clean)
+    assert "image" not in contract.REJECT_SCHEMA.names and all(r["image"] for r in clean)
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace("filters"))["counters"]}
     want = collections.Counter("kept" if r is None else r for r in expected.values())
@@ -118,9 +119,9 @@ def test_filter_shard_outputs_and_counters(tmp_path):
 
 def test_a_failing_shard_leaves_no_output_under_a_final_name(tmp_path, monkeypatch):
     pairs = _pairs(60, seed=5)
-    raw = str(tmp_path / "raw" / schema.shard_name(0))
-    schema.write_shard(raw, [p.to_raw_record() for p in pairs], schema.RAW_SCHEMA)
-    fn = filter_job.FilterShard(FilterConfig(), str(tmp_path / "out"), [schema.shard_name(0)], batch_rows=4)
+    raw = str(tmp_path / "raw" / contract.shard_name(0))
+    contract.write_shard(raw, [p.to_raw_record() for p in pairs], contract.RAW_SCHEMA)
+    fn = filter_job.FilterShard(FilterConfig(), str(tmp_path / "out"), [contract.shard_name(0)], batch_rows=4)
     fn.setup()
     real_check = fn._rules.check
     seen = []
@@ -152,7 +153,7 @@ def test_every_pair_gets_the_expected_reason(default_run):
     named = [p for p in pairs if p.has_person_name and p.expected_reason is None]
     assert named
     for p in named:
-        assert clean[p.index]["caption"].startswith(MASK), clean[p.index]["caption"]
+        assert clean[p.index]["caption"].startswith(NAME_MASK), clean[p.index]["caption"]
         assert clean[p.index]["caption_raw"] == p.caption
     for p in pairs:
         if p.index in clean and not p.has_person_name:
@@ -162,7 +163,7 @@ def test_every_pair_gets_the_expected_reason(default_run):
 
 def test_funnel_adds_up_and_is_written(default_run):
     output, funnel = default_run
-    schema.validate_funnel(funnel)
+    contract.validate_funnel(funnel)
     with open(os.path.join(output, "funnel.json"), encoding="utf-8") as handle:
         assert json.load(handle) == funnel
     expected = collections.Counter(r for r in _expected(_pairs(), False).values())
@@ -255,7 +256,7 @@ def test_a_truncated_raw_shard_is_a_clear_error_naming_it(tmp_path, capsys):
     synthetic.write_raw_shards(_pairs(120, seed=2), str(raw), rows_per_shard=60)
     bad = raw / "part-00001.parquet"
     bad.write_bytes(bad.read_bytes()[:300])
-    with pytest.raises(schema.ShardReadError, match="part-00001.parquet"):
+    with pytest.raises(contract.ShardReadError, match="part-00001.parquet"):
         filter_job.run_filter(str(raw), str(tmp_path / "out"), FilterConfig(), **QUIET)
     assert filter_job.main(["--input", str(raw), "--output", str(tmp_path / "out2")]) == 2
     assert "part-00001.parquet" in capsys.readouterr().err
@@ -288,7 +289,7 @@ def test_awkward_captions_are_counted_never_a_crash(tmp_path):
         record.update(key=f"k{i}", url=f"https://img.example/{i}.jpg", caption=caption, caption_raw=caption, rank=i)
         records.append(record)
     raw = tmp_path / "raw"
-    schema.write_shard(str(raw / "part-00000.parquet"), records, schema.RAW_SCHEMA)
+    contract.write_shard(str(raw / "part-00000.parquet"), records, contract.RAW_SCHEMA)
     output = str(tmp_path / "out")
     filter_job.run_filter(str(raw), output, FilterConfig(), word_cloud=False, **QUIET)
     assert _outcomes(output) == {i: reason for i, reason in enumerate(cases.values())}
@@ -350,7 +351,7 @@ def test_frequency_is_counted_globally_after_url_dedup_before_other_rules(tmp_pa
     def add(caption, url, image=None, size=None):
         record = good.to_raw_record()
         width, height = size or (good.width, good.height)
-        record.update(key=schema.url_key(url), url=url, caption=caption, caption_raw=caption, rank=len(rows),
+        record.update(key=contract.url_key(url), url=url, caption=caption, caption_raw=caption, rank=len(rows),
                       image=image or good.image, width=width, height=height)
         rows.append(record)
 
@@ -366,8 +367,8 @@ def test_frequency_is_counted_globally_after_url_dedup_before_other_rules(tmp_pa
     add("黄色背景上的圆", "https://d.example/small.jpg", small, (120, 120))  # 11th, too small itself
     raw = tmp_path / "raw"
     half = len(rows) // 2
-    schema.write_shard(str(raw / "part-00000.parquet"), rows[:half], schema.RAW_SCHEMA)
-    schema.write_shard(str(raw / "part-00001.parquet"), rows[half:], schema.RAW_SCHEMA)
+    contract.write_shard(str(raw / "part-00000.parquet"), rows[:half], contract.RAW_SCHEMA)
+    contract.write_shard(str(raw / "part-00001.parquet"), rows[half:], contract.RAW_SCHEMA)
     output = str(tmp_path / "out")
     filter_job.run_filter(str(raw), output, FilterConfig(), word_cloud=False, **QUIET)
     outcomes = _outcomes(output)
@@ -389,7 +390,7 @@ def test_sensitive_lists_are_extended_by_flag(tmp_path):
         record.update(key=f"k{i}", url=f"https://e.example/{i}.jpg", caption=caption, caption_raw=caption, rank=i)
         rows.append(record)
     raw = tmp_path / "raw"
-    schema.write_shard(str(raw / "part-00000.parquet"), rows, schema.RAW_SCHEMA)
+    contract.write_shard(str(raw / "part-00000.parquet"), rows, contract.RAW_SCHEMA)
     words, allow = tmp_path / "words.txt", tmp_path / "allow.txt"
     words.write_text("榴莲\n", encoding="utf-8")
     allow.write_text("榴莲酥\n", encoding="utf-8")

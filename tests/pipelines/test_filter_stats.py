@@ -5,19 +5,19 @@ import statistics
 
 import pytest
 
-from filters.names import MASK
+from filters.contract import NAME_MASK
 from pipelines import filter as filter_job
 from pipelines import stats as stats_module
 from pipelines.stats import CaptionStats, caption_tokens
 
 
 def test_caption_tokens_skip_punctuation_and_keep_the_mask_whole():
-    assert caption_tokens(f"{MASK}展示的三个红色圆形，白色背景！") == [MASK, "展示", "的", "三个", "红色", "圆形", "白色", "背景"]
+    assert caption_tokens(f"{NAME_MASK}展示的三个红色圆形，白色背景！") == [NAME_MASK, "展示", "的", "三个", "红色", "圆形", "白色", "背景"]
     assert caption_tokens("") == []
 
 
 def test_table_matches_a_direct_computation():
-    captions = ["一只猫", "两只可爱的小狗在草地上", f"{MASK}的演唱会", "红色 红色 红色 红色"]
+    captions = ["一只猫", "两只可爱的小狗在草地上", f"{NAME_MASK}的演唱会", "红色 红色 红色 红色"]
     lengths = [len(caption_tokens(c)) for c in captions]
     halves = CaptionStats.of(captions[:2]).merge(CaptionStats.of(captions[2:]))
     table = halves.table()
@@ -28,7 +28,7 @@ def test_table_matches_a_direct_computation():
     assert table["unique_tokens"] == len({t for c in captions for t in caption_tokens(c)})
     assert table["captions_with_masked_names"] == 1
     assert dict(table["top_words"])["红色"] == 4
-    assert MASK not in dict(table["top_words"])
+    assert NAME_MASK not in dict(table["top_words"])
 
 
 def test_empty_corpus_has_zero_statistics():

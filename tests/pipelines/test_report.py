@@ -11,8 +11,8 @@ import sys
 import pytest
 from PIL import Image, ImageStat
 
+from filters import contract
 from pipelines import report as report_module
-from pipelines import schema
 from pipelines import stats as stats_module
 
 # Captions whose jieba tokens are plain to see; Table 2 below is worked out by hand from them:
@@ -38,18 +38,18 @@ def write_clean_shards(directory, shards, query="查询"):
             url = f"http://example.test/{s}/{i}.jpg"
             width, height = 210 + i, 220 + s
             image = _jpeg(width, height, ((40 * i) % 256, (90 * s) % 256, 150))
-            records.append({"key": schema.url_key(url), "url": url, "caption": caption, "caption_raw": caption,
+            records.append({"key": contract.url_key(url), "url": url, "caption": caption, "caption_raw": caption,
                             "query": query, "rank": i, "page_url": "", "image": image, "width": width,
                             "height": height, "image_format": "JPEG", "sha256": f"{s}-{i}"})
             keys.append(records[-1]["key"])
-        schema.write_shard(schema.join(str(directory), schema.shard_name(s)), records, schema.CLEAN_SCHEMA)
+        contract.write_shard(contract.join(str(directory), contract.shard_name(s)), records, contract.CLEAN_SCHEMA)
     return keys
 
 
 def write_funnel(directory, kept):
-    funnel = schema.build_funnel(kept + 7, [("download", {"download_failed": 4}),
+    funnel = contract.build_funnel(kept + 7, [("download", {"download_failed": 4}),
                                             ("image_size", {"image_too_small": 2, "aspect_ratio": 1})])
-    schema.write_json(schema.join(str(directory), "funnel.json"), funnel)
+    contract.write_json(contract.join(str(directory), "funnel.json"), funnel)
 
 
 def run_report(input_dir, output, **kwargs):

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from pipelines import schema, split
+from filters import contract
+from pipelines import split
 
 
 def record(i: int, image: bytes) -> dict:
@@ -20,15 +21,15 @@ def record(i: int, image: bytes) -> dict:
 def write_shards(directory: str, records: list[dict], per_shard: int) -> None:
     os.makedirs(directory, exist_ok=True)
     for i, start in enumerate(range(0, len(records), per_shard)):
-        with schema.ShardWriter(schema.join(directory, schema.shard_name(i)), schema.CLEAN_SCHEMA,
+        with contract.ShardWriter(contract.join(directory, contract.shard_name(i)), contract.CLEAN_SCHEMA,
                                 row_group_size=16) as writer:
             writer.write_records(records[start:start + per_shard])
 
 
 def side_rows(output: str, side: str) -> list[dict]:
     rows = []
-    for path in schema.list_shards(os.path.join(output, side)):
-        rows += schema.read_shard(path, schema.CLEAN_SCHEMA).to_pylist()
+    for path in contract.list_shards(os.path.join(output, side)):
+        rows += contract.read_shard(path, contract.CLEAN_SCHEMA).to_pylist()
     return rows
 
 
@@ -71,7 +72,7 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(clean_dir, tmp_path)
     out = str(tmp_path / "out")
     lines: list[str] = []
     split.split_shards(directory, out, split.SplitConfig(test_share=0.2), log=lines.append)
-    assert sum("(" in line for line in lines) == len(schema.list_shards(directory))
+    assert sum("(" in line for line in lines) == len(contract.list_shards(directory))
     lines.clear()
     again = split.split_shards(directory, out, split.SplitConfig(test_share=0.2), log=lines.append)
     assert not any("(" in line for line in lines)  # nothing split twice
@@ -97,7 +98,7 @@ def test_a_killed_run_resumes_from_the_saved_manifest(clean_dir, tmp_path, monke
     monkeypatch.setattr(split, "split_shard", real)
     lines: list[str] = []
     manifest = split.split_shards(directory, out, split.SplitConfig(test_share=0.2), log=lines.append, save_every=2)
-    shards = schema.list_shards(directory)
+    shards = contract.list_shards(directory)
     assert sum("(" in line for line in lines) == len(shards) - 2  # the two saved shards are not split again
     train, test = side_rows(out, "train"), side_rows(out, "test")
     assert sorted(r["key"] for r in train + test) == sorted(r["key"] for r in records)  # none lost, none twice
@@ -108,7 +109,7 @@ def test_row_without_sha256_is_a_clear_error_and_leaves_no_shard(tmp_path):
     directory = str(tmp_path / "clean")
     write_shards(directory, [record(0, b"a"), dict(record(1, b"b"), sha256=None)], per_shard=10)
     out = tmp_path / "out"
-    with pytest.raises(schema.ShardSchemaError, match="without a sha256"):
+    with pytest.raises(contract.ShardSchemaError, match="without a sha256"):
         split.split_shards(directory, str(out), log=lambda _: None)
     assert not list((out / "train").iterdir()) and not list((out / "test").iterdir())  # no half shard
 

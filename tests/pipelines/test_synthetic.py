@@ -3,7 +3,8 @@ import io
 
 from PIL import Image
 
-from pipelines import schema, synthetic
+from filters import contract
+from pipelines import synthetic
 
 
 def test_generator_is_deterministic_for_a_seed():
@@ -17,7 +18,7 @@ def test_generator_is_deterministic_for_a_seed():
 def test_generator_covers_every_drop_reason():
     pairs = synthetic.generate_pairs(300, seed=1)
     reasons = {p.expected_reason for p in pairs}
-    assert set(schema.DROP_REASONS) <= reasons
+    assert set(tuple(contract.DropReason)) <= reasons
     assert None in reasons  # and clean pairs
     assert any(p.has_person_name and p.expected_reason is None for p in pairs)
 
@@ -52,7 +53,7 @@ def test_defects_are_what_they_claim():
     for p in by_reason["duplicate_image"]:
         assert digests[p.to_raw_record()["sha256"]] >= 2
     for p in by_reason["download_failed"]:
-        assert p.to_raw_record()["image"] is None and p.status != schema.STATUS_SUCCESS
+        assert p.to_raw_record()["image"] is None and p.status != contract.DownloadStatus.SUCCESS
 
 
 def test_clean_images_show_their_caption():
@@ -77,11 +78,11 @@ def test_write_raw_shards_round_trip(tmp_path):
     pairs = synthetic.generate_pairs(250, seed=4)
     paths = synthetic.write_raw_shards(pairs, str(tmp_path), rows_per_shard=100)
     assert len(paths) == 3
-    rows = [r for path in paths for r in schema.read_shard(path, schema.RAW_SCHEMA).to_pylist()]
+    rows = [r for path in paths for r in contract.read_shard(path, contract.RAW_SCHEMA).to_pylist()]
     assert rows == [p.to_raw_record() for p in pairs]
 
 
 def test_cli_writes_shards(tmp_path, capsys):
     assert synthetic.main(["--output", str(tmp_path / "raw"), "--pairs", "150", "--rows-per-shard", "100"]) == 0
-    assert len(schema.list_shards(str(tmp_path / "raw"))) == 2
+    assert len(contract.list_shards(str(tmp_path / "raw"))) == 2
     assert "150 pairs" in capsys.readouterr().err

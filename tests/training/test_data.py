@@ -7,10 +7,18 @@ import pyarrow.parquet  # noqa: F401 - pa.parquet
 import pytest
 import torch
 
-from pipelines import schema
+from filters import contract
 from tests.training.shards import write_clean_shards
-from training.data import (DataError, ImageDecoder, PairStream, StreamPosition, StreamTracker, make_loader,
-                           plan_units, scan_shards)
+from training.data import (
+    DataError,
+    ImageDecoder,
+    PairStream,
+    StreamPosition,
+    StreamTracker,
+    make_loader,
+    plan_units,
+    scan_shards,
+)
 from training.tokenizer import default_tokenizer
 
 
@@ -41,7 +49,7 @@ def _keys_of_epoch(shards, rank, world, workers, role, batch_size=1):
 
 @pytest.mark.parametrize("world,workers", [(1, 0), (2, 2), (3, 1), (2, 4)])
 def test_ranks_and_workers_read_every_row_exactly_once_per_epoch(clean_dir, clean_pairs, world, workers):
-    shards = scan_shards(clean_dir, schema.CLEAN_SCHEMA, KeyDecoder.columns)
+    shards = scan_shards(clean_dir, contract.CLEAN_SCHEMA, KeyDecoder.columns)
     keys = [k for rank in range(world) for role in range(max(1, workers))
             for k in _keys_of_epoch(shards, rank, world, workers, role)]
     assert sorted(keys) == sorted(r["key"] for r in clean_pairs)
@@ -49,14 +57,14 @@ def test_ranks_and_workers_read_every_row_exactly_once_per_epoch(clean_dir, clea
 
 def test_more_slots_than_row_groups_split_row_groups(tmp_path, clean_pairs):
     write_clean_shards(str(tmp_path), clean_pairs[:40], rows_per_shard=40, row_group_size=40)
-    shards = scan_shards(str(tmp_path), schema.CLEAN_SCHEMA, KeyDecoder.columns)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, KeyDecoder.columns)
     assert len(plan_units(shards, 4)) == 4
     keys = [k for rank in range(2) for role in range(2) for k in _keys_of_epoch(shards, rank, 2, 2, role)]
     assert sorted(keys) == sorted(r["key"] for r in clean_pairs[:40])
 
 
 def test_shuffle_is_seeded_and_differs_between_epochs(clean_dir):
-    shards = scan_shards(clean_dir, schema.CLEAN_SCHEMA, KeyDecoder.columns)
+    shards = scan_shards(clean_dir, contract.CLEAN_SCHEMA, KeyDecoder.columns)
     stream = PairStream(shards, KeyDecoder(), _fake_tokenizer, 4, shuffle_buffer=16)
     epoch0 = [r["key"] for r in stream.rows(0, 0)]
     assert epoch0 == [r["key"] for r in stream.rows(0, 0)]
@@ -77,7 +85,7 @@ def _batches(stream, n):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_resumed_stream_continues_exactly(clean_dir, workers):
-    shards = scan_shards(clean_dir, schema.CLEAN_SCHEMA, KeyDecoder.columns)
+    shards = scan_shards(clean_dir, contract.CLEAN_SCHEMA, KeyDecoder.columns)
 
     def stream(tracker=None):
         tracker = tracker or StreamTracker(workers)
@@ -96,7 +104,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, clean_pairs):
     records[3]["image"] = records[3]["image"][: len(records[3]["image"]) // 3]  # truncated
     records[7]["image"] = b"not an image"
     write_clean_shards(str(tmp_path), records, rows_per_shard=12, row_group_size=12)
-    shards = scan_shards(str(tmp_path), schema.CLEAN_SCHEMA, ImageDecoder.columns)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
     from torchvision.transforms import ToTensor
 
     stream = PairStream(shards, ImageDecoder(ToTensor()), default_tokenizer(), 5, shuffle_buffer=1)
@@ -111,7 +119,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, clean_pairs):
 def test_nothing_decodable_is_a_clear_error(tmp_path, clean_pairs):
     records = [dict(r, image=b"junk") for r in clean_pairs[:4]]
     write_clean_shards(str(tmp_path), records, rows_per_shard=4, row_group_size=4)
-    shards = scan_shards(str(tmp_path), schema.CLEAN_SCHEMA, ImageDecoder.columns)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
     stream = PairStream(shards, ImageDecoder(lambda im: im), _fake_tokenizer, 2)
     with pytest.raises(DataError, match="no decodable pair"):
         next(iter(stream))
@@ -119,14 +127,14 @@ def test_nothing_decodable_is_a_clear_error(tmp_path, clean_pairs):
 
 def test_an_empty_directory_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no shards"):
-        scan_shards(str(tmp_path), schema.CLEAN_SCHEMA, ImageDecoder.columns)
+        scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
 
 
 def test_a_shard_missing_a_column_is_a_clear_error(tmp_path, clean_pairs):
-    table = schema.records_to_table(clean_pairs[:3], schema.CLEAN_SCHEMA).drop_columns(["caption"])
+    table = contract.records_to_table(clean_pairs[:3], contract.CLEAN_SCHEMA).drop_columns(["caption"])
     pa.parquet.write_table(table, str(tmp_path / "part-00000.parquet"))
-    with pytest.raises(schema.ShardSchemaError, match="caption"):
-        scan_shards(str(tmp_path), schema.CLEAN_SCHEMA, ImageDecoder.columns)
+    with pytest.raises(contract.ShardSchemaError, match="caption"):
+        scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
 
 
 def test_resuming_with_another_worker_count_is_refused():

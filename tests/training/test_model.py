@@ -91,8 +91,8 @@ def test_paper_defaults():
 
 
 def test_trimming_trailing_padding_leaves_the_global_text_feature_unchanged():
-    from training.train import trim_padding
     from training.tokenizer import default_tokenizer
+    from training.train import trim_padding
 
     model = tiny_model().eval()
     ids, mask = default_tokenizer()(["两个红色圆形", "一张黑色背景的图片，画着三个黄色十字"])

@@ -1,4 +1,4 @@
-"""Retrieval metrics against hand-computed cases (DESIGN.md: training.evaluate.retrieval_metrics)."""
+"""Retrieval metrics against hand-computed cases (docs/design.md: training.evaluate.retrieval_metrics)."""
 
 from __future__ import annotations
 

@@ -124,10 +124,10 @@ def test_an_empty_shard_directory_fails_before_training(tmp_path, capsys):
 def test_a_shard_missing_a_column_fails_before_training(tmp_path, capsys, clean_pairs):
     import pyarrow.parquet as pq
 
-    from pipelines import schema
+    from filters import contract
 
     (tmp_path / "bad").mkdir()
-    table = schema.records_to_table(clean_pairs[:4], schema.CLEAN_SCHEMA).drop_columns(["image"])
+    table = contract.records_to_table(clean_pairs[:4], contract.CLEAN_SCHEMA).drop_columns(["image"])
     pq.write_table(table, str(tmp_path / "bad" / "part-00000.parquet"))
     assert "missing column 'image'" in _bad(capsys, str(tmp_path / "bad"), tmp_path / "out")
 

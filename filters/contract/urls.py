@@ -1,7 +1,13 @@
-"""URL normalisation for de-duplication."""
+"""URL identity: when two URLs name the same pair, and the `key` that names it in every shard.
+
+The crawl de-duplicates by `normalise_url`, the filter's `duplicate_url` rule compares
+`normalise_url`, and the `key` column is derived from it, so the three agree: two URLs that differ
+only in the case of their host are one pair everywhere.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -30,3 +36,8 @@ def normalise_url(url: str) -> str:
             userinfo += ":" + parts.password
         netloc = f"{userinfo}@{netloc}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def url_key(url: str) -> str:
+    """A stable 16-hex-digit key for a URL: URLs that normalise alike get the same key."""
+    return hashlib.sha1(normalise_url(url).encode("utf-8")).hexdigest()[:16]

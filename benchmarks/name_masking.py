@@ -1,7 +1,8 @@
-"""The person-name caption set (tests/filters/data/name_captions.tsv) and span-by-span scoring.
+"""Name-masking quality: the person-name caption set (benchmarks/data/name_captions.tsv) and
+span-by-span scoring.
 
 Each line: split (dev: tuned on; heldout: scored only), domain, caption with names marked
-[[...]]. Run `python -m tests.filters.name_set` to print precision and recall per split.
+[[...]]. Run `python -m benchmarks.name_masking` to print precision and recall per split.
 
 `name_captions_fresh.tsv` (FRESH) is a second set, written before the masker's second round of
 changes, whose names are all absent from the gazetteer (person_names.txt): it measures the
