@@ -8,7 +8,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test synthetic clean
+.PHONY: help install test test-fast synthetic clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,8 +20,11 @@ install: ## create .venv/ with Python 3.11 and install the project (editable) an
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e '.[test]'
 
-test: ## run the test suite (pytest, with a per-test timeout)
+test: ## run the whole test suite (pytest, with a per-test timeout)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: ## run the fast tier: every test not marked e2e (under a minute)
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0

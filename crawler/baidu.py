@@ -30,6 +30,7 @@ from crawler.captions import collapse_whitespace, strip_markup
 from crawler.errors import SearchBlocked, SearchResponseError
 from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
+from filters.contract.flags import flag
 
 BAIDU_BASE_URL = "https://image.baidu.com"
 ACJSON_PATH = "/search/acjson"
@@ -262,12 +263,16 @@ class SearchConfig:
     """How one worker searches. Defaults follow the paper (at most 1000 results per query) and
     are polite to the real engine: one page request per second per worker."""
 
-    base_url: str = BAIDU_BASE_URL
-    max_results: int = 1000
-    page_size: int = 30
-    requests_per_second: float = 1.0  # per worker; 0 = unlimited (local engine only)
-    retries: int = 3  # after a blocked answer or a transient error, per page
-    backoff_s: float = 30.0  # first wait after a blocked answer; doubles each retry, with jitter
+    base_url: str = dataclasses.field(default=BAIDU_BASE_URL, metadata=flag(
+        "the engine (the local engine prints its own)", name="--search-base-url"))
+    max_results: int = dataclasses.field(default=1000, metadata=flag("results kept per query (the paper: 1000)"))
+    page_size: int = dataclasses.field(default=30, metadata=flag("rn: results per page"))
+    requests_per_second: float = dataclasses.field(default=1.0, metadata=flag(
+        "search page requests per second per worker; 0 = unlimited (local engines only)", name="--search-rate"))
+    retries: int = dataclasses.field(default=3, metadata=flag(
+        "retries of a blocked or failed page before the query is recorded", name="--search-retries"))
+    backoff_s: float = dataclasses.field(default=30.0, metadata=flag(
+        "first wait in s after a blocked answer, doubled each retry, with jitter", name="--search-backoff"))
     backoff_max_s: float = 600.0
     timeout_s: float = 20.0
     max_body_bytes: int = 8 * 1024 * 1024

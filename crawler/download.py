@@ -35,6 +35,7 @@ from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
 from crawler.robots import RobotsCache, robots_url
 from crawler.safety import AllowList, BadUrl, GuardedResolver, check_destination
+from filters.contract.flags import flag
 from filters.contract.images import DecompressionBomb, NotAnImage, read_header
 from filters.contract.vocabulary import DownloadStatus
 
@@ -49,12 +50,16 @@ RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border
 class ResizeConfig:
     """img2dataset's Resizer options (see its docs). Off unless a ResizeConfig is given."""
 
-    image_size: int = 256
-    resize_mode: str = "border"
-    resize_only_if_bigger: bool = False
-    encode_format: str = "jpg"
-    encode_quality: int = 95
-    skip_reencode: bool = False
+    image_size: int = dataclasses.field(default=256, metadata=flag("side of the resized image in px"))
+    resize_mode: str = "border"  # the crawl's --resize-mode adds "off" (no ResizeConfig)
+    resize_only_if_bigger: bool = dataclasses.field(default=False, metadata=flag(
+        "resize only images larger than --image-size"))
+    encode_format: str = dataclasses.field(default="jpg", metadata=flag(
+        "format of resized images", choices=("jpg", "png", "webp")))
+    encode_quality: int = dataclasses.field(default=95, metadata=flag(
+        "JPEG/WebP quality, or PNG compression level (0..9)"))
+    skip_reencode: bool = dataclasses.field(default=False, metadata=flag(
+        "keep the original bytes when no resize is needed"))
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
@@ -73,21 +78,31 @@ class DownloadConfig:
     """How a worker downloads. The defaults are polite to real hosts; the benchmark and the
     tests raise the per-host limits for their single local host."""
 
-    concurrency: int = 64  # downloads in flight per worker
-    per_host_concurrency: int = 4  # connections per host (politeness)
-    host_delay_s: float = 0.0  # minimum seconds between two request starts to one host
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 20.0  # between two reads of the body
-    total_timeout_s: float = 60.0  # a whole attempt, so a slow drip cannot hold a slot forever
-    retries: int = 2  # on timeouts, resets, 5xx and 429
-    backoff_s: float = 1.0  # first retry wait; doubles each retry, with jitter
+    concurrency: int = dataclasses.field(default=64, metadata=flag("downloads in flight per worker"))
+    per_host_concurrency: int = dataclasses.field(default=4, metadata=flag("connections per host (politeness)"))
+    host_delay_s: float = dataclasses.field(default=0.0, metadata=flag(
+        "minimum seconds between two request starts to one host", name="--host-delay"))
+    connect_timeout_s: float = dataclasses.field(default=10.0, metadata=flag(
+        "seconds to connect", name="--connect-timeout"))
+    read_timeout_s: float = dataclasses.field(default=20.0, metadata=flag(
+        "seconds between two reads of the body", name="--read-timeout"))
+    # A whole attempt, so that a slow drip cannot hold a slot forever.
+    total_timeout_s: float = dataclasses.field(default=60.0, metadata=flag(
+        "seconds one attempt may take in all", name="--total-timeout"))
+    retries: int = dataclasses.field(default=2, metadata=flag("retries on timeouts, resets, 5xx and 429"))
+    backoff_s: float = dataclasses.field(default=1.0, metadata=flag(
+        "first retry wait in s, doubled each retry, with jitter", name="--backoff"))
     backoff_max_s: float = 30.0
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = dataclasses.field(default=20 * 1024 * 1024, metadata=flag("byte cap per image"))
     max_redirects: int = 5
-    user_agent_token: str = PROJECT_TOKEN  # lets site owners identify and opt out
-    respect_robots: bool = True
+    user_agent_token: str = dataclasses.field(default=PROJECT_TOKEN, metadata=flag(
+        "identifies the crawler to site owners (robots.txt and User-Agent), so that they can opt out"))
+    respect_robots: bool = dataclasses.field(default=True, metadata=flag(
+        "do not honour robots.txt of image hosts", negative="--no-robots"))
     honour_noai: bool = True
-    allow_hosts: tuple[str, ...] = ()  # "host" or "host:port", exempt from the public-address rule
+    allow_hosts: tuple[str, ...] = dataclasses.field(default=(), metadata=flag(
+        "let downloads reach this non-public host, e.g. 127.0.0.1:8000", name="--allow-host",
+        metavar="HOST[:PORT]"))
     resize: ResizeConfig | None = None
 
     def __post_init__(self):

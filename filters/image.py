@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from filters.contract.flags import flag
 from filters.contract.vocabulary import DropReason
 
 
@@ -15,8 +16,10 @@ from filters.contract.vocabulary import DropReason
 class ImageConfig:
     """Keep an image when both sides are > `min_side` px and long/short <= `max_aspect_ratio`."""
 
-    min_side: int = 200
-    max_aspect_ratio: float = 3.0
+    min_side: int = dataclasses.field(default=200, metadata=flag(
+        "keep images whose both sides are greater than this"))
+    max_aspect_ratio: float = dataclasses.field(default=3.0, metadata=flag(
+        "keep images whose long/short side ratio is at most this"))
 
     def __post_init__(self) -> None:
         if self.min_side < 0:

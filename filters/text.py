@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import rjieba
 
+from filters.contract.flags import flag
 from filters.contract.vocabulary import DropReason
 
 # Han ideographs: the unified block, extensions A..H and the compatibility blocks, plus 〇.
@@ -32,8 +33,10 @@ class TextConfig:
     times in the corpus."""
 
     min_chinese_words: int = 1
-    max_chinese_words: int = 31
-    max_occurrences: int = 10
+    max_chinese_words: int = dataclasses.field(default=31, metadata=flag(
+        "keep captions with at most this many Chinese words"))
+    max_occurrences: int = dataclasses.field(default=10, metadata=flag(
+        "drop captions seen more often than this in the corpus"))
 
     def __post_init__(self) -> None:
         if self.min_chinese_words < 0:

@@ -38,10 +38,11 @@ import aiohttp
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from crawler.baidu import BAIDU_BASE_URL, QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig, new_search_session
+from crawler.baidu import QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig, new_search_session
 from crawler.download import RESIZE_MODES, DownloadConfig, Downloader, DownloadResult, ResizeConfig
 from crawler.errors import QueryFileError
 from filters import contract
+from filters.contract.flags import add_flags, config_values, flag
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
 from pipelines.crawl_inputs import (
     MODE_QUERIES,
@@ -63,12 +64,14 @@ _CLAIMED = "__claimed__"  # marks a URL that a finished shard already holds
 class CrawlConfig:
     """Everything the crawl's workers need (picklable, validated)."""
 
-    output: str
+    output: str = dataclasses.field(metadata=flag("directory (or gs://... URI) for the raw shards"))
     search: SearchConfig = SearchConfig()
     download: DownloadConfig = DownloadConfig()
-    search_concurrency: int = 4  # queries of one chunk searched at once, per worker
-    download_batch: int = 256  # hits downloaded (and held in memory) at once, per worker
-    progress_every_s: float = 10.0
+    search_concurrency: int = dataclasses.field(default=4, metadata=flag("queries in flight per worker"))
+    download_batch: int = dataclasses.field(default=256, metadata=flag(
+        "hits downloaded (and held in memory) at once per worker"))
+    progress_every_s: float = dataclasses.field(default=10.0, metadata=flag(
+        "seconds between progress lines", name="--progress-every"))
 
     def __post_init__(self):
         if not self.output:
@@ -469,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--queries", help="UTF-8 file, one query per line (make queries writes the default)")
     source.add_argument("--url-list", help="CSV/TSV/Parquet file or glob with url,caption columns "
                                            "(the Wukong release, img2dataset inputs)")
-    parser.add_argument("--output", required=True, help="directory (or gs://... URI) for the raw shards")
+    add_flags(parser, CrawlConfig, exclude=("search_concurrency", "download_batch", "progress_every_s"),
+              required=("output",))
     parser.add_argument("--retry-blocked", action="store_true",
                         help="crawl again the finished chunks that have blocked queries (their shards are "
                              "replaced; their URLs stay theirs)")
@@ -480,67 +484,28 @@ def build_parser() -> argparse.ArgumentParser:
                              "unfinished work; raise it on Dataflow, where each run starts workers")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--search-base-url", default=BAIDU_BASE_URL,
-                        help=f"the engine (default {BAIDU_BASE_URL}; the local engine prints its own)")
-    search.add_argument("--max-results", type=int, default=1000, help="results kept per query (default 1000)")
-    search.add_argument("--page-size", type=int, default=30, help="rn: results per page (default 30)")
-    search.add_argument("--search-rate", type=float, default=1.0,
-                        help="search page requests per second per worker (default 1; 0 = unlimited)")
-    search.add_argument("--search-concurrency", type=int, default=4, help="queries in flight per worker")
-    search.add_argument("--search-retries", type=int, default=3,
-                        help="retries of a blocked or failed page before the query is recorded (default 3)")
-    search.add_argument("--search-backoff", type=float, default=30.0,
-                        help="first wait in s after a blocked answer, doubled each retry (default 30)")
+    add_flags(search, SearchConfig)
+    add_flags(search, CrawlConfig, exclude=("output", "download_batch", "progress_every_s"))
 
     download = parser.add_argument_group("download")
-    download.add_argument("--concurrency", type=int, default=64, help="downloads in flight per worker (default 64)")
-    download.add_argument("--per-host-concurrency", type=int, default=4, help="connections per host (default 4)")
-    download.add_argument("--host-delay", type=float, default=0.0, help="min s between requests to one host")
-    download.add_argument("--connect-timeout", type=float, default=10.0)
-    download.add_argument("--read-timeout", type=float, default=20.0)
-    download.add_argument("--total-timeout", type=float, default=60.0, help="limit of one attempt in s")
-    download.add_argument("--retries", type=int, default=2, help="retries on timeouts, resets, 5xx, 429 (default 2)")
-    download.add_argument("--backoff", type=float, default=1.0, help="first retry wait in s (default 1)")
-    download.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="byte cap per image (20 MiB)")
-    download.add_argument("--user-agent-token", default="wukong-pipeline/0.1",
-                          help="identifies the crawler to site owners (robots.txt and User-Agent)")
-    download.add_argument("--no-robots", action="store_true", help="do not honour robots.txt of image hosts")
-    download.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
-                          help="let downloads reach this non-public host (repeatable; e.g. 127.0.0.1:8000)")
-    download.add_argument("--download-batch", type=int, default=256,
-                          help="hits downloaded (and held in memory) at once per worker")
+    add_flags(download, DownloadConfig)
+    add_flags(download, CrawlConfig, exclude=("output", "search_concurrency", "progress_every_s"))
     download.add_argument("--resize-mode", choices=("off",) + RESIZE_MODES, default="off",
                           help="resize with img2dataset's Resizer (default off: full size)")
-    download.add_argument("--image-size", type=int, default=256)
-    download.add_argument("--encode-format", choices=("jpg", "png", "webp"), default="jpg")
-    download.add_argument("--encode-quality", type=int, default=95)
-    download.add_argument("--resize-only-if-bigger", action="store_true")
-    download.add_argument("--skip-reencode", action="store_true")
-    parser.add_argument("--progress-every", type=float, default=10.0, help="s between progress lines")
+    add_flags(download, ResizeConfig)
+    add_flags(parser, CrawlConfig, exclude=("output", "search_concurrency", "download_batch"))
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> CrawlConfig:
     resize = None
     if args.resize_mode != "off":
-        resize = ResizeConfig(image_size=args.image_size, resize_mode=args.resize_mode,
-                              resize_only_if_bigger=args.resize_only_if_bigger,
-                              encode_format=args.encode_format, encode_quality=args.encode_quality,
-                              skip_reencode=args.skip_reencode)
-    search = SearchConfig(base_url=args.search_base_url, max_results=args.max_results, page_size=args.page_size,
-                          requests_per_second=args.search_rate, retries=args.search_retries,
-                          backoff_s=args.search_backoff)
-    download = DownloadConfig(concurrency=args.concurrency, per_host_concurrency=args.per_host_concurrency,
-                              host_delay_s=args.host_delay, connect_timeout_s=args.connect_timeout,
-                              read_timeout_s=args.read_timeout, total_timeout_s=args.total_timeout,
-                              retries=args.retries, backoff_s=args.backoff, max_bytes=args.max_bytes,
-                              user_agent_token=args.user_agent_token, respect_robots=not args.no_robots,
-                              allow_hosts=tuple(args.allow_host), resize=resize)
+        resize = ResizeConfig(resize_mode=args.resize_mode, **config_values(args, ResizeConfig))
     if args.chunk_size is not None and args.chunk_size <= 0:
         raise ValueError("--chunk-size must be positive")
-    return CrawlConfig(output=args.output, search=search, download=download,
-                       search_concurrency=args.search_concurrency, download_batch=args.download_batch,
-                       progress_every_s=args.progress_every)
+    return CrawlConfig(search=SearchConfig(**config_values(args, SearchConfig)),
+                       download=DownloadConfig(resize=resize, **config_values(args, DownloadConfig)),
+                       **config_values(args, CrawlConfig))
 
 
 @dataclasses.dataclass(frozen=True)

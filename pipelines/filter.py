@@ -45,6 +45,7 @@ from apache_beam.pvalue import AsDict, AsSingleton
 
 from filters import contract
 from filters.contract import CLEAN_DIR, FUNNEL_FILE, REJECT_DIR, STATS_FILE, WORD_CLOUD_FILE
+from filters.contract.flags import add_flags, config_values
 from filters.image import ImageConfig
 from filters.text import TextConfig, is_frequent, normalise_caption
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
@@ -474,13 +475,10 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
 
 
 def render_word_cloud(output: str, font: str | None, log=print) -> str | None:
-    """Draw wordcloud.png (local outputs only) from stats.json; a clear message, no crash, when
-    there is no font or no word."""
+    """Draw wordcloud.png from stats.json; a clear message, no crash, when there is no font or no
+    word."""
     stats = contract.read_json(contract.join(output, STATS_FILE))
-    fs, path = contract.resolve(contract.join(output, WORD_CLOUD_FILE))
-    if "://" in output:
-        log("filter: the word cloud is drawn for local outputs only; stats.json has the top words")
-        return None
+    path = contract.join(output, WORD_CLOUD_FILE)
     try:
         used = draw_word_cloud(stats["top_words"], path, font)
     except (FontNotFound, ValueError) as err:  # no CJK font, or no words
@@ -503,25 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUNNER_HELP)
     parser.add_argument("--input", required=True, help="directory (or gs://, s3:// URI) of raw shards")
     parser.add_argument("--output", required=True, help="output directory (or URI)")
-    parser.add_argument("--min-side", type=int, default=ImageConfig.min_side,
-                        help="keep images whose both sides are greater than this (default 200)")
-    parser.add_argument("--max-aspect-ratio", type=float, default=ImageConfig.max_aspect_ratio,
-                        help="keep images with long/short at most this (default 3)")
-    parser.add_argument("--max-chinese-words", type=int, default=TextConfig.max_chinese_words,
-                        help="keep captions with at most this many Chinese words (default 31)")
-    parser.add_argument("--max-occurrences", type=int, default=TextConfig.max_occurrences,
-                        help="drop captions seen more often than this in the corpus (default 10)")
-    parser.add_argument("--dedup-images", action="store_true",
-                        help="also drop later pairs with identical image bytes (duplicate_image; "
-                             "off by default, the paper does not do it)")
-    parser.add_argument("--sensitive-words", action="append", default=[], metavar="FILE",
-                        help="word list replacing the default one (repeatable)")
-    parser.add_argument("--extra-sensitive-words", action="append", default=[], metavar="FILE",
-                        help="word list added to the one in use (repeatable)")
-    parser.add_argument("--sensitive-allow", action="append", default=[], metavar="FILE",
-                        help="allow-list replacing the default one (repeatable)")
-    parser.add_argument("--extra-sensitive-allow", action="append", default=[], metavar="FILE",
-                        help="allow-list added to the one in use (repeatable)")
+    add_flags(parser, ImageConfig)
+    add_flags(parser, TextConfig)
+    add_flags(parser, FilterConfig)
     parser.add_argument("--font", default=None,
                         help="font file for the word cloud (default: a Chinese font from fontconfig)")
     parser.add_argument("--no-word-cloud", action="store_true", help="skip the word cloud")
@@ -531,13 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> FilterConfig:
-    return FilterConfig(
-        image=ImageConfig(min_side=args.min_side, max_aspect_ratio=args.max_aspect_ratio),
-        text=TextConfig(max_chinese_words=args.max_chinese_words, max_occurrences=args.max_occurrences),
-        dedup_images=args.dedup_images,
-        sensitive_words=tuple(args.sensitive_words), sensitive_allow=tuple(args.sensitive_allow),
-        extra_sensitive_words=tuple(args.extra_sensitive_words),
-        extra_sensitive_allow=tuple(args.extra_sensitive_allow))
+    return FilterConfig(image=ImageConfig(**config_values(args, ImageConfig)),
+                        text=TextConfig(**config_values(args, TextConfig)), **config_values(args, FilterConfig))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

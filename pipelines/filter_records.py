@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from filters import contract
+from filters.contract.flags import flag
 from filters.image import ImageConfig
 from filters.rules import Pair, RuleSet
 from filters.sensitive import SensitiveWordMatcher
@@ -27,11 +28,16 @@ class FilterConfig:
 
     image: ImageConfig = ImageConfig()
     text: TextConfig = TextConfig()
-    dedup_images: bool = False  # exact sha256 de-duplication; the paper does not do it
-    sensitive_words: tuple[str, ...] = ()  # files replacing the default list
-    sensitive_allow: tuple[str, ...] = ()  # files replacing the default allow-list
-    extra_sensitive_words: tuple[str, ...] = ()  # files extending the list in use
-    extra_sensitive_allow: tuple[str, ...] = ()
+    dedup_images: bool = dataclasses.field(default=False, metadata=flag(
+        "also drop later pairs with identical image bytes (duplicate_image; the paper does not)"))
+    sensitive_words: tuple[str, ...] = dataclasses.field(default=(), metadata=flag(
+        "word list replacing the default one", metavar="FILE"))
+    sensitive_allow: tuple[str, ...] = dataclasses.field(default=(), metadata=flag(
+        "allow-list replacing the default one", metavar="FILE"))
+    extra_sensitive_words: tuple[str, ...] = dataclasses.field(default=(), metadata=flag(
+        "word list added to the one in use", metavar="FILE"))
+    extra_sensitive_allow: tuple[str, ...] = dataclasses.field(default=(), metadata=flag(
+        "allow-list added to the one in use", metavar="FILE"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, ImageConfig) or not isinstance(self.text, TextConfig):

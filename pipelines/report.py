@@ -7,20 +7,20 @@ funnel (counts per drop reason, as a table and a chart), the distribution of tok
 the word cloud and a grid of sample image-caption pairs. `report.json` holds the same numbers for
 machines.
 
-Reading is one pass over the clean shards, row group by row group, with only the columns needed:
-the caption column feeds Table 2; the image column is read only for the few row groups that hold
-a sampled pair. The sample is drawn (seeded) from the row count in the shards' footers, so the
-same seed gives the same pairs on every rerun, and no image beyond the sample is ever held.
+Table 2, the histogram and the word cloud are the filter's: read from `stats.json` and
+`wordcloud.png` beside the clean shards. Only clean shards without them (a split's `test/`, shards
+from elsewhere) have their captions counted here, in one pass, row group by row group. The sample
+is drawn (seeded) from the row counts in the shards' footers, so the same seed gives the same pairs
+on every rerun, and only the row groups that hold a sampled pair have their images read.
 
 Pure wiring over pyarrow, matplotlib and Pillow: no Beam, no torch. Every file is written
-atomically (temporary name, then os.replace), index.html last.
+atomically (filters.contract.storage), index.html last.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import dataclasses
 import html
 import io
@@ -29,8 +29,7 @@ import random
 import re
 import sys
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -75,9 +74,10 @@ class Sample:
 
 
 def locate_input(input_dir: str) -> tuple[list[str], str | None]:
-    """(clean shards, funnel.json or None) of a filter output directory, or of a directory that
-    holds clean shards itself (then a funnel.json beside it, or in its parent when it is a
-    filter's clean/, is used). Raises ReportInputError naming the path when there is no shard."""
+    """(clean shards, the filter output directory or None) of a filter output directory, or of a
+    directory that holds clean shards itself (then the directory itself, or its parent when it is
+    a filter's clean/, if it holds a funnel.json). Raises ReportInputError naming the path when
+    there is no shard."""
     input_dir = input_dir.rstrip("/") or "/"
     parent, _, name = input_dir.rpartition("/")
     beside_clean = [parent] if name == contract.CLEAN_DIR and parent else []
@@ -89,8 +89,8 @@ def locate_input(input_dir: str) -> tuple[list[str], str | None]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         if shards:
-            funnels = [contract.join(d, contract.FUNNEL_FILE) for d in funnel_dirs]
-            return shards, next((f for f in funnels if contract.exists(f)), None)
+            found = [d for d in funnel_dirs if contract.exists(contract.join(d, contract.FUNNEL_FILE))]
+            return shards, found[0] if found else None
     raise ReportInputError(f"no clean shards (*.parquet) in {input_dir} or {contract.join(input_dir, contract.CLEAN_DIR)}")
 
 
@@ -114,21 +114,37 @@ def dropped_per_reason(funnel: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def scan_shards(shards: Sequence[str], samples: int, seed: int, log: Log,
-                progress_every: int = PROGRESS_EVERY) -> tuple[CaptionStats, list[Sample]]:
-    """Table 2's counts over every caption, and `samples` pairs drawn uniformly with `seed`."""
+def read_stats(uri: str) -> dict:
+    """stats.json of a filter output (ReportInputError naming it when it is not one)."""
+    try:
+        table = contract.read_json(uri)
+        missing = {"pairs", "unique_tokens", "tokens_per_caption", "length_histogram", "top_words"} - set(table)
+    except (ValueError, TypeError) as err:
+        raise ReportInputError(f"{uri}: not a valid stats.json ({err})") from err
+    if missing:
+        raise ReportInputError(f"{uri}: not a valid stats.json (missing {sorted(missing)}; "
+                               "rerun python -m pipelines.filter to rewrite it)")
+    return table
+
+
+def scan_shards(shards: Sequence[str], samples: int, seed: int, log: Log, count_captions: bool = True,
+                progress_every: int = PROGRESS_EVERY) -> tuple[CaptionStats | None, list[Sample]]:
+    """`samples` pairs drawn uniformly with `seed`, and (with `count_captions`) Table 2's counts
+    over every caption."""
     # Row counts from the footers first (one shard open at a time: inputs may hold thousands).
     total = sum(contract.open_shard(path, contract.CLEAN_SCHEMA).metadata.num_rows for path in shards)
     chosen = sorted(random.Random(seed).sample(range(total), min(samples, total)))
-    stats, picked, offset = CaptionStats(), [], 0
+    stats = CaptionStats() if count_captions else None
+    picked, offset = [], 0
     for done, path in enumerate(shards, start=1):
         parquet = contract.open_shard(path, contract.CLEAN_SCHEMA)
         try:
             for group in range(parquet.metadata.num_row_groups):
                 rows = parquet.metadata.row_group(group).num_rows
-                table = parquet.read_row_group(group, columns=_STAT_COLUMNS, use_threads=False)
-                for caption in table.column("caption").to_pylist():
-                    stats.add(caption or "")
+                if stats is not None:
+                    table = parquet.read_row_group(group, columns=_STAT_COLUMNS, use_threads=False)
+                    for caption in table.column("caption").to_pylist():
+                        stats.add(caption or "")
                 wanted = [i - offset for i in chosen[bisect.bisect_left(chosen, offset):
                                                      bisect.bisect_left(chosen, offset + rows)]]
                 if wanted:
@@ -137,7 +153,7 @@ def scan_shards(shards: Sequence[str], samples: int, seed: int, log: Log,
         except (pa.ArrowInvalid, OSError) as err:
             raise contract.ShardReadError(f"{path}: truncated or corrupt Parquet data ({err})") from err
         if done % progress_every == 0 and done < len(shards):
-            log(f"report: {done}/{len(shards)} shards, {stats.pairs} pairs")
+            log(f"report: {done}/{len(shards)} shards, {offset} pairs")
     return stats, picked
 
 
@@ -148,31 +164,6 @@ def _read_samples(parquet, group: int, rows: list[int], offset: int) -> list[Sam
     return [Sample(position=offset + row, key=r["key"], caption=r["caption"] or "", query=r["query"] or "",
                    width=r["width"] or 0, height=r["height"] or 0, image=r["image"])
             for row, r in zip(rows, table.to_pylist())]
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic local writes
-# --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """A hidden temporary path beside `path` (same extension, so writers that infer the format
-    from it work); moved onto `path` when the block succeeds, deleted when it fails."""
-    head, base = os.path.split(path)
-    stem, ext = os.path.splitext(base)
-    tmp = os.path.join(head, f".{stem}.tmp-{uuid.uuid4().hex}{ext}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as out:
-        out.write(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +190,7 @@ def _save(pyplot, figure, path: str) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     pyplot.close(figure)
-    write_bytes(path, buffer.getvalue())
+    contract.write_bytes(path, buffer.getvalue())
 
 
 def draw_funnel_chart(funnel: Mapping[str, Any], path: str, font: str | None = None) -> None:
@@ -218,16 +209,17 @@ def draw_funnel_chart(funnel: Mapping[str, Any], path: str, font: str | None = N
     _save(pyplot, figure, path)
 
 
-def draw_length_chart(stats: CaptionStats, table: Mapping[str, Any], path: str, font: str | None = None) -> None:
-    """Histogram of tokens per caption, with the mean and the median marked."""
+def draw_length_chart(table: Mapping[str, Any], path: str, font: str | None = None) -> None:
+    """Histogram of tokens per caption (Table 2's `length_histogram`), mean and median marked."""
     pyplot = _pyplot(font)
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = pyplot.subplots(figsize=(9, 4))
-    lengths = sorted(stats.length_histogram)
-    axes.bar(lengths, [stats.length_histogram[n] for n in lengths], width=0.9, color="#4f81bd")
+    histogram = dict((int(n), int(c)) for n, c in table["length_histogram"])
+    lengths = sorted(histogram)
+    axes.bar(lengths, [histogram[n] for n in lengths], width=0.9, color="#4f81bd")
     per_caption = table["tokens_per_caption"]
-    if stats.pairs:
+    if table["pairs"]:
         axes.axvline(per_caption["mean"], color="#c0504d", linestyle="--", label=f"mean {per_caption['mean']:.2f}")
         axes.axvline(per_caption["median"], color="#2e7d32", linestyle=":", linewidth=2,
                      label=f"median {per_caption['median']:g}")
@@ -237,15 +229,22 @@ def draw_length_chart(stats: CaptionStats, table: Mapping[str, Any], path: str, 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("tokens per caption")
     axes.set_ylabel("captions")
-    axes.set_title(f"Tokens per caption ({stats.pairs:,} captions)")
+    axes.set_title(f"Tokens per caption ({table['pairs']:,} captions)")
     _save(pyplot, figure, path)
 
 
-def render_word_cloud(top_words: Sequence[tuple[str, int]], path: str, font: str | None) -> str | None:
-    """Draw the word cloud at `path`; None when drawn, else why not (for the page)."""
+def place_word_cloud(filter_output: str | None, top_words: Sequence[tuple[str, int]], path: str,
+                     font: str | None) -> str | None:
+    """The filter's word cloud copied to `path`, or one drawn from `top_words` when the filter
+    drew none; None when there is one, else why not (for the page)."""
+    drawn = contract.join(filter_output, contract.WORD_CLOUD_FILE) if filter_output else None
+    if drawn and contract.exists(drawn):
+        fs, local = contract.resolve(drawn)
+        with fs.open_input_stream(local) as stream:
+            contract.write_bytes(path, stream.read())
+        return None
     try:
-        with atomic_path(path) as tmp:
-            draw_word_cloud(top_words, tmp, font)
+        draw_word_cloud(top_words, path, font)
     except (FontNotFound, ValueError) as err:  # no CJK font, or no words
         return f"No word cloud: {err}."
     return None
@@ -271,7 +270,7 @@ def write_thumbnail(image: bytes | None, path: str, side: int = THUMBNAIL_SIDE) 
             picture.save(buffer, format="JPEG", quality=85)
     except (OSError, ValueError, Image.DecompressionBombError):
         return False
-    write_bytes(path, buffer.getvalue())
+    contract.write_bytes(path, buffer.getvalue())
     return True
 
 
@@ -406,19 +405,23 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
     report.json's content. Raises ReportInputError when there are no clean shards."""
     if samples < 0:
         raise ReportInputError(f"--samples must be at least 0, not {samples}")
-    shards, funnel_path = locate_input(input_dir)
+    shards, filter_output = locate_input(input_dir)
     if output is None:
         if "://" in input_dir:
             raise ReportInputError(f"{input_dir} is not local: pass --output DIR (a local directory)")
         output = os.path.join(input_dir, "report")
     os.makedirs(output, exist_ok=True)
-    funnel = read_funnel(funnel_path) if funnel_path else None
-    log(f"report: {len(shards)} clean shards in {shards[0].rsplit('/', 1)[0]}")
+    funnel = read_funnel(contract.join(filter_output, contract.FUNNEL_FILE)) if filter_output else None
+    stats_path = contract.join(filter_output, contract.STATS_FILE) if filter_output else None
+    table = read_stats(stats_path) if stats_path and contract.exists(stats_path) else None
+    log(f"report: {len(shards)} clean shards in {shards[0].rsplit('/', 1)[0]}"
+        + (f"; Table 2 from {stats_path}" if table else "; counting their captions"))
 
-    stats, picked = scan_shards(shards, samples, seed, log)
-    table = stats.table()
+    stats, picked = scan_shards(shards, samples, seed, log, count_captions=table is None)
+    if table is None:
+        table = stats.table()
     font = font or find_cjk_font()
-    log(f"report: {stats.pairs} pairs, {table['unique_tokens']} unique tokens; drawing charts")
+    log(f"report: {table['pairs']} pairs, {table['unique_tokens']} unique tokens; drawing charts")
 
     funnel_note = ""
     if funnel is not None:
@@ -426,8 +429,9 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
     else:
         funnel_note = (f"No funnel: there is no funnel.json beside the clean shards of {input_dir} "
                        "(it is written by python -m pipelines.filter).")
-    draw_length_chart(stats, table, os.path.join(output, LENGTH_CHART), font)
-    cloud_note = render_word_cloud(table["top_words"], os.path.join(output, contract.WORD_CLOUD_FILE), font)
+    draw_length_chart(table, os.path.join(output, LENGTH_CHART), font)
+    cloud_note = place_word_cloud(filter_output, table["top_words"], os.path.join(output, contract.WORD_CLOUD_FILE),
+                                  font)
     if cloud_note:
         log(f"report: {cloud_note}")
     thumbnails = write_thumbnails(picked, output)
@@ -435,7 +439,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
     report = {
         "input": input_dir,
         "shards": len(shards),
-        "table2": {k: v for k, v in table.items() if k != "top_words"},
+        "table2": {k: v for k, v in table.items() if k not in ("top_words", "length_histogram")},
         "top_words": table["top_words"][:50],
         "funnel": None if funnel is None else {"input": funnel["input"], "dropped": dropped_per_reason(funnel),
                                                "output": funnel["output"]},
@@ -447,7 +451,7 @@ def build_report(input_dir: str, output: str | None = None, samples: int = DEFAU
     contract.write_json(os.path.join(output, REPORT_FILE), report)
     title = f"Dataset report: {input_dir.rstrip('/').rsplit('/', 1)[-1] or input_dir}"
     page = render_html(title, table, funnel, funnel_note, cloud_note, picked, thumbnails, seed)
-    write_bytes(os.path.join(output, INDEX_FILE), page.encode("utf-8"))  # last: the page is complete
+    contract.write_bytes(os.path.join(output, INDEX_FILE), page.encode("utf-8"))  # last: the page is complete
     log(f"report: wrote {os.path.join(output, INDEX_FILE)}")
     return report
 

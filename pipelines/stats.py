@@ -15,6 +15,7 @@ import subprocess
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from filters import contract
 from filters.contract import NAME_MASK
 from filters.text import has_han, segment
 
@@ -81,6 +82,8 @@ class CaptionStats:
             "tokens_per_caption": {"mean": round(mean, 4), "std": round(math.sqrt(var), 4),
                                    "median": _histogram_median(self.length_histogram, n)},
             "captions_with_masked_names": self.names_masked,
+            # {tokens per caption: captions}, as [[n, count], ...] so that it survives JSON
+            "length_histogram": sorted([n, c] for n, c in self.length_histogram.items()),
             "top_words": words.most_common(TOP_WORDS),
         }
 
@@ -129,7 +132,7 @@ def find_cjk_font() -> str | None:
 
 def draw_word_cloud(word_counts: Sequence[tuple[str, int]], path: str, font: str | None = None,
                     width: int = 1200, height: int = 800) -> str:
-    """Draw the words as a PNG at `path` (local) and return the font used.
+    """Draw the words as a PNG at `path` (written atomically) and return the font used.
 
     `font` is a font file; without it a CJK font is looked up with fontconfig. Raises
     FontNotFound (with what to do) when there is none, and ValueError when there are no words.
@@ -145,5 +148,7 @@ def draw_word_cloud(word_counts: Sequence[tuple[str, int]], path: str, font: str
         raise ValueError("no words to draw")
     cloud = WordCloud(font_path=font, width=width, height=height, background_color="white",
                       max_words=len(frequencies), prefer_horizontal=0.95, random_state=0)
-    cloud.generate_from_frequencies(frequencies).to_file(path)
+    image = cloud.generate_from_frequencies(frequencies).to_image()
+    with contract.atomic_output(path) as out:
+        image.save(out, format="PNG")
     return font

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 MAKEFILE = REPO / "Makefile"

@@ -91,8 +91,8 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_
             options.update(type=kind, default=default)
             if spec.choices:
                 options["choices"] = spec.choices
-            if spec.metavar:
-                options["metavar"] = spec.metavar
+            else:  # named after the flag, not after the field (--host-delay HOST_DELAY)
+                options["metavar"] = spec.metavar or names[0].lstrip("-").replace("-", "_").upper()
             if default is not None and default != "":
                 options["help"] += f" (default: {default})"
         if field.name in required:

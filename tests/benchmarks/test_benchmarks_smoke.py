@@ -14,6 +14,8 @@ import pytest
 
 from benchmarks import text_filters, token_wise_memory, train_throughput
 
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
+
 
 def test_text_filters_cli_writes_the_readme_fields(tmp_path):
     out = tmp_path / "text_filters.json"

@@ -22,7 +22,7 @@ from crawler.baidu import (
 from crawler.errors import SearchBlocked, SearchResponseError
 from crawler.local_engine import Catalog
 from crawler.ratelimit import RateLimiter
-from tests.crawler.conftest import entry
+from tests.support.images import entry
 
 SAMPLE = pathlib.Path(__file__).parent / "data" / "baidu_acjson_sample.json"
 

@@ -10,7 +10,7 @@ from crawler.local_engine import Catalog
 from crawler.safety import AllowList, BadUrl, check_destination, is_public_address
 from filters.contract.images import DecompressionBomb, NotAnImage
 from filters.contract.images import read_header as inspect_image
-from tests.crawler.conftest import entry, jpeg, png_claiming
+from tests.support.images import entry, jpeg, png_claiming
 
 
 def _config(engine, **kw):

@@ -47,6 +47,7 @@ def test_is_image_query_single_characters_only_as_nouns():
     assert not is_image_query(DictEntry("三", 10, "m")) and not is_image_query(DictEntry("，", 10, "x"))
 
 
+@pytest.mark.e2e
 def test_default_list_is_deterministic_and_has_the_papers_size_without_excluded_words():
     import jieba
 
@@ -75,6 +76,7 @@ def test_non_utf8_query_file_is_a_clear_error_naming_the_line():
         read_queries(data, source="q.txt")
 
 
+@pytest.mark.e2e
 def test_cli_writes_the_list(tmp_path):
     out = tmp_path / "queries.txt"
     assert main(["--output", str(out), "--size", "50"]) == 0

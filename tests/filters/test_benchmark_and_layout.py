@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import text_filters
 
 
+@pytest.mark.e2e
 def test_benchmark_reports_speed_and_agreement():
     results = text_filters.run(300, seed=1, min_seconds=0.05)
     assert results["captions"] == 300

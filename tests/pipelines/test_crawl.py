@@ -1,6 +1,5 @@
 """The crawl pipeline against the local engine (in a thread of the test process)."""
 
-import contextlib
 import hashlib
 import json
 import os
@@ -12,22 +11,13 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from crawler.local_engine import LocalEngine
 from filters import contract
 from pipelines import crawl
 from pipelines.beam_options import pipeline_options
-from pipelines.local_catalog import NO_RESULTS_QUERY, build_catalog
+from pipelines.local_catalog import NO_RESULTS_QUERY
+from tests.support.crawl import crawl_argv, expected_paths, image_path, read_raw, running_catalog
 
-
-@contextlib.contextmanager
-def running_catalog(**kw):
-    """(catalog, engine): `build_catalog(**kw)` served on 127.0.0.1 for the block's duration."""
-    catalog = build_catalog(**kw)
-    engine = LocalEngine(catalog.catalog).start()
-    try:
-        yield catalog, engine
-    finally:
-        engine.stop()
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 
 
 @pytest.fixture
@@ -35,39 +25,6 @@ def local():
     """A 12-query catalog (second query blocked at first, last always blocked) and its engine."""
     with running_catalog(n_queries=12, per_query=6, seed=3, stall_s=3) as served:
         yield served
-
-
-def crawl_argv(local, tmp_path, *extra, chunk_size=3):
-    catalog, engine = local
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    queries = tmp_path / "queries.txt"
-    queries.write_text("\n".join(catalog.queries) + "\n", encoding="utf-8")
-    return ["--queries", str(queries), "--output", str(tmp_path / "raw"), "--search-base-url", engine.base_url,
-            "--allow-host", engine.allow_host, "--search-rate", "0", "--search-backoff", "0.01",
-            "--search-retries", "1", "--read-timeout", "1", "--total-timeout", "2", "--retries", "1",
-            "--backoff", "0.01", "--max-bytes", "1000000", "--per-host-concurrency", "32",
-            "--chunk-size", str(chunk_size), "--progress-every", "0", *extra]
-
-
-def read_raw(output) -> pa.Table:
-    shards = contract.list_shards(str(output))
-    return pa.concat_tables([contract.read_shard(p, contract.RAW_SCHEMA) for p in shards])
-
-
-def image_path(url: str) -> str:
-    return url.split("/img/", 1)[1].removeprefix("private/")
-
-
-def expected_paths(catalog) -> dict[str, str]:
-    """path -> the first query (in crawl order) that finds it, skipping the always-blocked query."""
-    blocked = {q for q, mode in catalog.catalog.search_modes.items() if mode == "blocked"}
-    first = {}
-    for query in catalog.queries:
-        if query in blocked:
-            continue
-        for entry in catalog.catalog.results[query]:
-            first.setdefault(entry.path, query)
-    return first
 
 
 def test_pick_first_keeps_the_first_by_order_and_respects_claims():

@@ -1,3 +1,4 @@
+
 """The local engine's catalog, its CLI, `make crawl`'s module and the benchmark (tiny size)."""
 
 import collections
@@ -7,9 +8,13 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from crawler.local_engine import BEHAVIOURS
 from pipelines import crawl_local, schema
 from pipelines.local_catalog import NO_RESULTS_QUERY, WEB_BEHAVIOURS, build_catalog
+
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 from pipelines.synthetic import DEFECT_SHARES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

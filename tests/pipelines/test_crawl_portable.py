@@ -10,7 +10,9 @@ import time
 import pytest
 
 from pipelines import crawl
-from tests.pipelines.test_crawl import crawl_argv, read_raw, running_catalog
+from tests.support.crawl import crawl_argv, read_raw, running_catalog
+
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 
 COLUMNS = ["key", "url", "caption", "caption_raw", "query", "rank", "page_url", "width", "height", "image_format",
            "sha256", "status"]

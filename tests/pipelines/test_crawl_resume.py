@@ -10,7 +10,9 @@ import pytest
 
 from filters import contract
 from pipelines import crawl
-from tests.pipelines.test_crawl import crawl_argv, expected_paths, image_path, read_raw, running_catalog
+from tests.support.crawl import crawl_argv, expected_paths, image_path, read_raw, running_catalog
+
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import demo, schema
-from tests.pipelines.test_split import record, write_shards
+from tests.support.clean_shards import record, write_shards
+
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 
 SHORT = demo.DemoConfig(queries=24, per_query=8, test_share=0.3, train_steps=20, global_batch=16, warmup_steps=3,
                         image_size=64)

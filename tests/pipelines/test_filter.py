@@ -25,6 +25,8 @@ from pipelines.beam_options import pipeline_options
 from pipelines.filter_records import FilterConfig
 from pipelines.stats import find_cjk_font
 
+pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
+
 QUIET = dict(log=lambda message: None)
 
 

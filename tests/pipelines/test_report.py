@@ -65,6 +65,30 @@ def read_page(output):
 # --------------------------------------------------------------------------------------------
 
 
+def test_a_filter_outputs_table2_and_word_cloud_are_read_not_recomputed(tmp_path):
+    write_clean_shards(tmp_path / "in" / "clean", KNOWN_SHARDS)
+    write_funnel(tmp_path / "in", 5)
+    # stats.json as the filter would write it for a corpus other than these five captions: the
+    # report must show the filter's numbers, which it cannot have computed from the shards.
+    filter_stats = stats_module.CaptionStats.of(["大熊猫 吃 竹子"] * 12).table()
+    contract.write_json(contract.join(str(tmp_path / "in"), "stats.json"), filter_stats)
+    cloud = _jpeg(30, 20, (1, 2, 3))  # any bytes: copied, never redrawn
+    (tmp_path / "in" / "wordcloud.png").write_bytes(cloud)
+    result = run_report(tmp_path / "in", tmp_path / "out")
+    assert result["table2"]["pairs"] == 12
+    assert result["top_words"][0] == ["大熊猫", 12]
+    assert (tmp_path / "out" / "wordcloud.png").read_bytes() == cloud
+    assert len(result["samples"]) == 5  # the samples still come from the shards
+
+
+def test_a_stats_json_that_is_not_the_filters_is_a_clear_error(tmp_path):
+    write_clean_shards(tmp_path / "in" / "clean", KNOWN_SHARDS)
+    write_funnel(tmp_path / "in", 5)
+    contract.write_json(contract.join(str(tmp_path / "in"), "stats.json"), {"pairs": 5})
+    with pytest.raises(report_module.ReportInputError, match="stats.json"):
+        run_report(tmp_path / "in", tmp_path / "out")
+
+
 def test_table2_matches_the_hand_computed_values(tmp_path):
     write_clean_shards(tmp_path / "in" / "clean", KNOWN_SHARDS)
     result = run_report(tmp_path / "in", tmp_path / "out")
@@ -244,6 +268,7 @@ def _not_blank(png: bytes, min_stddev: float = 8.0) -> bool:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.e2e
 def test_the_page_renders_in_headless_chromium(tmp_path, browser):
     if stats_module.find_cjk_font() is None:
         pytest.skip("no CJK font for the word cloud: apt-get install fonts-wqy-microhei")
