@@ -34,14 +34,7 @@ import pyarrow.parquet as pq
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-try:
-    from filters.image import check_image
-except ImportError:  # the filter stage is built separately; the rule is short enough to restate
-    def check_image(width: int, height: int) -> str | None:
-        """The paper's image rule (3.1): both sides > 200 px and long/short <= 3."""
-        if not width or not height or width <= 200 or height <= 200:
-            return "image_too_small"
-        return "aspect_ratio" if max(width, height) > 3 * min(width, height) else None
+from filters.image import check_image
 
 
 def _env() -> dict[str, str]:

@@ -42,8 +42,8 @@ def has_bad_aspect_ratio(width: int, height: int, config: ImageConfig = ImageCon
 
 
 def check_image(width: int, height: int, config: ImageConfig = ImageConfig()) -> str | None:
-    """The drop reason for an image of `width` x `height` px, or None to keep it:
-    "image_too_small", then "aspect_ratio"."""
+    """The drop reason for an image of `width` x `height` px, or None to keep it: too small first,
+    then a bad aspect ratio."""
     if is_too_small(width, height, config):
         return DropReason.IMAGE_TOO_SMALL
     if has_bad_aspect_ratio(width, height, config):

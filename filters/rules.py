@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Iterable
 
 from filters.contract.images import image_decodes
-from filters.contract.vocabulary import STAGES, DownloadStatus, DropReason
+from filters.contract.vocabulary import STAGES, DownloadStatus, DropReason, stage_of
 from filters.image import ImageConfig, has_bad_aspect_ratio, is_too_small
 from filters.names import PersonNameMasker, default_masker
 from filters.sensitive import SensitiveWordMatcher
@@ -128,26 +128,30 @@ def duplicate_image(pair: Pair, rules: "RuleSet") -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    stage: str  # the funnel stage (filters.contract.vocabulary.STAGES)
     reason: DropReason
     fails: Callable[[Pair, "RuleSet"], bool]
     on_text: bool = False  # reads only the caption (and its corpus count)
 
+    @property
+    def stage(self) -> str:
+        """The funnel stage of the contract that gives this reason."""
+        return stage_of(self.reason).name
 
-#: The rules in the order they run. Names are masked between `frequency` and `sensitive`.
+
+#: The rules in the order they run. Names are masked just before the sensitive-word rule.
 RULES: tuple[Rule, ...] = (
-    Rule("download", DropReason.DOWNLOAD_FAILED, download_failed),
-    Rule("url_dedup", DropReason.DUPLICATE_URL, duplicate_url),
-    Rule("image_size", DropReason.IMAGE_TOO_SMALL, image_too_small),
-    Rule("image_size", DropReason.ASPECT_RATIO, bad_aspect_ratio),
-    Rule("image_decode", DropReason.IMAGE_CORRUPT, image_corrupt),
-    Rule("text_length", DropReason.TEXT_LENGTH, wrong_length, on_text=True),
-    Rule("meaningless", DropReason.MEANINGLESS_CAPTION, meaningless, on_text=True),
-    Rule("frequency", DropReason.FREQUENT_CAPTION, frequent, on_text=True),
-    Rule("sensitive", DropReason.SENSITIVE_WORD, sensitive, on_text=True),
-    Rule("image_dedup", DropReason.DUPLICATE_IMAGE, duplicate_image),
+    Rule(DropReason.DOWNLOAD_FAILED, download_failed),
+    Rule(DropReason.DUPLICATE_URL, duplicate_url),
+    Rule(DropReason.IMAGE_TOO_SMALL, image_too_small),
+    Rule(DropReason.ASPECT_RATIO, bad_aspect_ratio),
+    Rule(DropReason.IMAGE_CORRUPT, image_corrupt),
+    Rule(DropReason.TEXT_LENGTH, wrong_length, on_text=True),
+    Rule(DropReason.MEANINGLESS_CAPTION, meaningless, on_text=True),
+    Rule(DropReason.FREQUENT_CAPTION, frequent, on_text=True),
+    Rule(DropReason.SENSITIVE_WORD, sensitive, on_text=True),
+    Rule(DropReason.DUPLICATE_IMAGE, duplicate_image),
 )
-MASK_BEFORE_STAGE = "sensitive"
+MASK_BEFORE = DropReason.SENSITIVE_WORD
 
 if [(r.stage, r.reason) for r in RULES] != [(s.name, r) for s in STAGES for r in s.reasons]:
     raise AssertionError("filters.rules.RULES is out of step with the contract's STAGES")
@@ -191,7 +195,7 @@ class RuleSet:
         for rule in self.rules:
             if text_only and not rule.on_text:
                 continue
-            if rule.stage == MASK_BEFORE_STAGE and not masked:
+            if rule.reason == MASK_BEFORE and not masked:
                 stored, masked = self.mask(pair.caption), True
             if rule.fails(pair, self):
                 return Verdict(rule.reason, stored, stored != pair.caption.text)

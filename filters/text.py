@@ -106,7 +106,7 @@ def has_chinese_word_count(n: int, config: TextConfig = TextConfig()) -> bool:
 
 def check_length(text: str, config: TextConfig = TextConfig(),
                  cut: Callable[[str], Iterable[str]] = segment) -> str | None:
-    """Rule 1: "text_length" unless the caption has min..max Chinese words."""
+    """Rule 1: DropReason.TEXT_LENGTH unless the caption has min..max Chinese words."""
     return None if has_chinese_word_count(count_chinese_words(text, cut), config) else DropReason.TEXT_LENGTH
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from PIL import Image, ImageDraw
 
 from filters import contract
+from filters.contract import DropReason
 from filters.text import normalise_caption
 
 COLOURS = {
@@ -66,15 +67,15 @@ FREQUENT_TIMES = 12  # > 10: every pair with it is dropped
 
 #: The share of generated pairs that break each rule (the rest are clean).
 DEFECT_SHARES = {
-    "download_failed": 0.03,
-    "duplicate_url": 0.03,
-    "image_too_small": 0.04,
-    "aspect_ratio": 0.04,
-    "image_corrupt": 0.03,
-    "text_length": 0.05,
-    "meaningless_caption": 0.04,
-    "sensitive_word": 0.03,
-    "duplicate_image": 0.02,
+    DropReason.DOWNLOAD_FAILED: 0.03,
+    DropReason.DUPLICATE_URL: 0.03,
+    DropReason.IMAGE_TOO_SMALL: 0.04,
+    DropReason.ASPECT_RATIO: 0.04,
+    DropReason.IMAGE_CORRUPT: 0.03,
+    DropReason.TEXT_LENGTH: 0.05,
+    DropReason.MEANINGLESS_CAPTION: 0.04,
+    DropReason.SENSITIVE_WORD: 0.03,
+    DropReason.DUPLICATE_IMAGE: 0.02,
 }
 NAME_SHARE = 0.05  # clean pairs whose caption carries a person's name
 
@@ -205,7 +206,7 @@ def _plan(n: int, rng: random.Random) -> list[str | None]:
     plan: list[str | None] = []
     for reason, share in DEFECT_SHARES.items():
         plan += [reason] * max(1, round(share * n))
-    plan += ["frequent_caption"] * FREQUENT_TIMES
+    plan += [DropReason.FREQUENT_CAPTION] * FREQUENT_TIMES
     plan += ["person_name"] * max(1, round(NAME_SHARE * n))
     if len(plan) > n:
         raise ValueError(f"need at least {len(plan)} pairs to cover every drop reason, got {n}")
@@ -226,7 +227,7 @@ def generate_pairs(n: int, seed: int = 0, url_prefix: str = "https://img.synthet
     pairs: list[SyntheticPair] = []
     clean_so_far: list[SyntheticPair] = []
     for index, defect in enumerate(plan):
-        if defect in ("duplicate_url", "duplicate_image") and not clean_so_far:
+        if defect in (DropReason.DUPLICATE_URL, DropReason.DUPLICATE_IMAGE) and not clean_so_far:
             defect = None  # nothing to duplicate yet; the plan has other slots for it
         pair = _make_pair(index, defect, rng, url_prefix, size, clean_so_far)
         pairs.append(pair)
@@ -246,32 +247,32 @@ def _make_pair(index: int, defect: str | None, rng: random.Random, url_prefix: s
     has_name = False
     reason = defect
 
-    if defect == "duplicate_url":
+    if defect == DropReason.DUPLICATE_URL:
         original = rng.choice(clean_so_far)
-        return dataclasses.replace(original, index=index, expected_reason="duplicate_url")
-    if defect == "duplicate_image":
+        return dataclasses.replace(original, index=index, expected_reason=DropReason.DUPLICATE_URL)
+    if defect == DropReason.DUPLICATE_IMAGE:
         original = rng.choice(clean_so_far)
         return dataclasses.replace(original, index=index, url=url, caption=caption_for(original.scene, rng),
-                                   expected_reason="duplicate_image")
-    if defect == "download_failed":
-        return SyntheticPair(index, url, caption, None, 0, 0, None, "http_error", scene, "download_failed",
+                                   expected_reason=DropReason.DUPLICATE_IMAGE)
+    if defect == DropReason.DOWNLOAD_FAILED:
+        return SyntheticPair(index, url, caption, None, 0, 0, None, contract.DownloadStatus.HTTP_ERROR, scene, DropReason.DOWNLOAD_FAILED,
                              error_message="HTTP 404")
-    if defect == "image_too_small":
+    if defect == DropReason.IMAGE_TOO_SMALL:
         width = height = rng.choice([64, 120, 200])
         if rng.random() < 0.5:
             width = 300  # only one side too small
-    elif defect == "aspect_ratio":
+    elif defect == DropReason.ASPECT_RATIO:
         width, height = rng.choice([(700, 210), (230, 760), (904, 301)])
-    elif defect == "text_length":
+    elif defect == DropReason.TEXT_LENGTH:
         if rng.random() < 0.5:
             caption = _file_name(rng)  # no Chinese word at all
         else:  # far more than 31 Chinese words
             caption = "，".join(caption_for(random_scene(rng), rng) for _ in range(8))
-    elif defect == "meaningless_caption":
+    elif defect == DropReason.MEANINGLESS_CAPTION:
         caption = rng.choice(MEANINGLESS).format(digits=_digits(rng, 14))
-    elif defect == "frequent_caption":
+    elif defect == DropReason.FREQUENT_CAPTION:
         caption = FREQUENT_CAPTION
-    elif defect == "sensitive_word":
+    elif defect == DropReason.SENSITIVE_WORD:
         caption = f"{caption}，{rng.choice(SENSITIVE)}"
     elif defect == "person_name":
         caption = rng.choice(NAME_TEMPLATES).format(
@@ -282,7 +283,7 @@ def _make_pair(index: int, defect: str | None, rng: random.Random, url_prefix: s
 
     image = draw_scene(scene, width, height, rng)
     data = encode_image(image, fmt)
-    if defect == "image_corrupt":
+    if defect == DropReason.IMAGE_CORRUPT:
         fmt, ext = "JPEG", "jpg"
         data = encode_image(image, "JPEG")
         data = data[: len(data) // 3]  # the header parses; the pixel data ends early

@@ -68,6 +68,11 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+def stage_of(reason: DropReason) -> Stage:
+    """The stage that drops pairs for `reason`."""
+    return next(stage for stage in STAGES if reason in stage.reasons)
+
+
 def stages(with_optional: bool = False) -> tuple[Stage, ...]:
     """The stages that run: the paper's, plus the optional ones when switched on."""
     return tuple(s for s in STAGES if with_optional or not s.optional)
