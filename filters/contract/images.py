@@ -7,9 +7,11 @@ training and evaluation decode it (`decode_image`). All of them refuse the same 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import warnings
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -44,6 +46,15 @@ def _check_size(width: int, height: int) -> None:
         raise DecompressionBomb(f"{width}x{height} is more than {MAX_PIXELS} pixels")
 
 
+@contextlib.contextmanager
+def _opened(data: bytes) -> Iterator[Image.Image]:
+    """Pillow's lazy open (the header only). Our own cap replaces Pillow's bomb warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            yield image
+
+
 def read_header(data: bytes) -> ImageHeader:
     """The size and format the image's header declares, without decoding pixels.
 
@@ -52,11 +63,9 @@ def read_header(data: bytes) -> ImageHeader:
     if not data:
         raise NotAnImage("empty body")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                fmt = image.format or ""
+        with _opened(data) as image:
+            width, height = image.size
+            fmt = image.format or ""
     except Image.DecompressionBombError as err:
         raise DecompressionBomb(str(err)) from err
     except Exception as err:  # noqa: BLE001 - any decoder failure on a header means "not an image"
@@ -66,7 +75,8 @@ def read_header(data: bytes) -> ImageHeader:
 
 
 def decode_image(data: bytes | None, *, verify_only: bool = False) -> Image.Image:
-    """The fully decoded image, as RGB (as decoded with `verify_only`). Raises ImageDecodeError when the bytes do not decode.
+    """The fully decoded image, as RGB (as decoded, with `verify_only`). Raises ImageDecodeError
+    when the bytes do not decode.
 
     Every failure of a decoder is a failure to decode, whatever the decoder raises: Pillow's
     plug-ins raise OSError, ValueError, SyntaxError and EOFError, and some raise IndexError or
@@ -79,16 +89,14 @@ def decode_image(data: bytes | None, *, verify_only: bool = False) -> Image.Imag
     if not data:
         raise ImageDecodeError("no image bytes")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                _check_size(int(width), int(height))
-                if verify_only and image.format == "JPEG":
-                    image.draft(image.mode if image.mode in ("RGB", "L") else "RGB",
-                                (max(1, width // 8), max(1, height // 8)))
-                image.load()
-                return image if verify_only else image.convert("RGB")
+        with _opened(data) as image:
+            width, height = image.size
+            _check_size(int(width), int(height))
+            if verify_only and image.format == "JPEG":
+                image.draft(image.mode if image.mode in ("RGB", "L") else "RGB",
+                            (max(1, width // 8), max(1, height // 8)))
+            image.load()
+            return image if verify_only else image.convert("RGB")
     except Exception as err:  # noqa: BLE001 - see the docstring: every decoder failure is a value
         raise ImageDecodeError(f"{type(err).__name__}: {err}") from err
 
