@@ -1,6 +1,6 @@
 """Extra memory of the token-wise (FILIP) loss on one rank: naive vs chunked.
 
-The setting of the issue: local batch 64, global batch 256 (4 ranks), 257 image tokens, 32 text
+The setting measured: local batch 64, global batch 256 (4 ranks), 257 image tokens, 32 text
 tokens, d = 256. One rank scores its 64 images against all 256 texts and its 64 texts against all
 256 images, then back-propagates. The naive way builds the whole [64, 256, 257, 32] similarity block
 (540 MB in float32) for each direction and keeps copies of it for the backward pass; the chunked

@@ -3,7 +3,7 @@
 A step is what `python -m training.train` does: read a batch from the shards (decode the JPEGs and
 apply the training transform with AutoAugment, run the locked image tower) or from the cache (read
 the stored tower outputs), then the text tower's forward and backward, the contrastive loss and a
-LAMB step. The towers default to the issue's: ViT-B/16 (random weights, same cost as pretrained)
+LAMB step. The towers default to ViT-B/16 (random weights, same cost as pretrained)
 and a 12-layer 768-wide BERT. Data: synthetic clean pairs (`pipelines.synthetic`).
 
     python -m benchmarks.train_throughput                              # CPU, fp32
@@ -41,8 +41,8 @@ def measure(model, loss_fn, optimizer, streams: dict, autocast, device, warmup: 
     """Seconds per step of each stream's mode, the modes taking turns step by step so that a busy,
     shared machine slows both alike: reading (decode + transform + tower, or a cache read), the
     loss's forward and backward, and the optimiser step."""
-    from training.step import contrastive_backward
-    from training.train import to_micro_batch
+    from training.trainer.step import contrastive_backward
+    from training.trainer.train import to_micro_batch
 
     def now() -> float:
         if device.type == "cuda":
@@ -95,13 +95,13 @@ def main(argv=None) -> int:
 
 def run(args: argparse.Namespace, work: str) -> int:
     from filters.contract import CLEAN_SCHEMA
-    from training import cache_features
-    from training.cache_features import CACHE_SCHEMA, CacheDecoder, read_cache_meta
-    from training.data import ImageDecoder, PairStream, scan_shards
     from training.loss import ContrastiveLoss
     from training.model import LiTConfig, LiTModel
-    from training.optim import OptimConfig, build_optimizer
     from training.tokenizer import default_tokenizer
+    from training.trainer import feature_cache
+    from training.trainer.data import ImageDecoder, PairStream, scan_shards
+    from training.trainer.feature_cache import CACHE_SCHEMA, CacheDecoder, read_cache_meta
+    from training.trainer.optim import OptimConfig, build_optimizer
     from training.transforms import image_transform
 
     device = torch.device(args.device)
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, work: str) -> int:
     started = time.perf_counter()
     cache_args = ["--data", clean, "--output", cache, "--image-tower", args.image_tower, "--no-pretrained",
                   "--precision", args.precision, "--device", args.device, "--batch-size", str(args.batch)]
-    if cache_features.main(cache_args) != 0:
+    if feature_cache.main(cache_args) != 0:
         raise SystemExit("making the cache failed")
     results["cache_build_images_per_s"] = round(rows / (time.perf_counter() - started), 2)
 

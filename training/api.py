@@ -1,4 +1,4 @@
-"""The small public API for notebooks: load a trained model and score images against texts.
+"""The loading API: find a run's checkpoint, load it, and score images against texts.
 
     from training.api import load_model
     m = load_model("runs/train")                 # best.pt if validated, else the newest checkpoint
@@ -6,21 +6,62 @@
 
 `similarity` uses the model's own similarity: cosine of global features, or FILIP's token-wise
 image->text score for token-wise models.
+
+Checkpoints are read here, in the library, because evaluation and notebooks load them without the
+trainer; the trainer writes them (`training.trainer.checkpoint`) under the names of
+`filters.contract.layout`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from PIL import Image
 
-from training import checkpoint as ckpt
+from filters.contract.layout import BEST_CHECKPOINT, CHECKPOINT_DIR, checkpoint_step
 from training.loss import token_wise_i2t
 from training.model import LiTConfig, LiTModel
 from training.tokenizer import ChineseTokenizer, load_tokenizer
 from training.transforms import image_transform, to_rgb
+
+
+def step_checkpoints(directory: str) -> list[tuple[int, str]]:
+    """(step, path) of the step checkpoints in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        step = checkpoint_step(name)
+        if step is not None:
+            found.append((step, os.path.join(directory, name)))
+    return sorted(found)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A checkpoint file as is; a training output directory (or its checkpoints/ folder) gives its
+    best.pt if any, else its newest step checkpoint. FileNotFoundError when there is none."""
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no checkpoint file or training directory at {path}")
+    for directory in (os.path.join(path, CHECKPOINT_DIR), path):
+        best = os.path.join(directory, BEST_CHECKPOINT)
+        if os.path.isfile(best):
+            return best
+        found = step_checkpoints(directory)
+        if found:
+            return found[-1][1]
+    raise FileNotFoundError(f"{path} holds no checkpoint (looked for {BEST_CHECKPOINT} and step-*.pt)")
+
+
+def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint dict. Ours hold RNG states and plain Python values, hence weights_only=False:
+    load only checkpoints you trust."""
+    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 @dataclasses.dataclass
@@ -72,8 +113,8 @@ def model_from_checkpoint(state: dict, device: str | torch.device = "cpu") -> Li
 
 def load_model(checkpoint: str, device: str = "cpu") -> LoadedModel:
     """Load a checkpoint file, or a training output dir (its best checkpoint if any, else the latest)."""
-    path = ckpt.resolve_checkpoint(checkpoint)
-    state = ckpt.load(path)
+    path = resolve_checkpoint(checkpoint)
+    state = load_checkpoint(path)
     model = model_from_checkpoint(state, device)
     config = {"model": dict(state["model_config"]), "train": dict(state.get("train_config", {})),
               "checkpoint": path, "step": state.get("step")}

@@ -28,6 +28,7 @@ def test_text_filters_cli_writes_the_readme_fields(tmp_path):
     assert 0 < result["masked_caption_agreement"] <= 1 and 0 < result["captions_compared_for_masks"] <= 200
 
 
+@pytest.mark.e2e
 def test_train_throughput_cli_writes_the_readme_fields(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the benchmark's work directory goes here
     out = tmp_path / "train_throughput.json"
@@ -47,6 +48,7 @@ def test_train_throughput_cli_writes_the_readme_fields(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("train_throughput-*"))  # its work directory is removed
 
 
+@pytest.mark.e2e
 @pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 def test_token_wise_memory_cli_writes_the_readme_fields(tmp_path, monkeypatch):
     """The full shape needs about 1.5 GiB and half a minute, so the shape is shrunk and each variant,

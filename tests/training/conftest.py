@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.shards import clean_records, write_clean_shards
+from tests.support.training import clean_records, write_clean_shards
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""The notebook API: load_model from a checkpoint file or a training directory."""
+"""The loading API: find a run's checkpoint, load it, and score images against texts.
+
+The checkpoints here hold what loading reads (the trainer's own output is loaded in
+tests/training/trainer/test_train.py)."""
 
 import io
 
@@ -6,17 +9,24 @@ import pytest
 import torch
 from PIL import Image
 
-from training import checkpoint as ckpt
-from training.api import LoadedModel, load_model
-from training.train import main
+from filters import contract
+from tests.support.training import tiny_model
+from training.api import LoadedModel, load_model, resolve_checkpoint, step_checkpoints
+from training.loss import token_wise_similarity
+from training.trainer import checkpoint as ckpt
+
+
+def _save(output, step, model, path=None):
+    state = {"model": model.state_dict(), "model_config": model.config.to_dict(), "step": step, "tokenizer": None}
+    ckpt.save(state, path or ckpt.step_path(str(output), step))
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, clean_dir):
+def run_dir(tmp_path_factory):
+    """A token-wise tiny model's run directory with the checkpoints of steps 1 and 2."""
     out = tmp_path_factory.mktemp("api")
-    assert main(["--data", clean_dir, "--output", str(out), "--tiny", "--similarity", "token_wise",
-                 "--steps", "2", "--global-batch", "8", "--warmup-steps", "1", "--workers", "0",
-                 "--save-every", "1", "--keep-checkpoints", "0"]) == 0
+    for step in (1, 2):
+        _save(out, step, tiny_model(seed=step, similarity="token_wise"))
     return out
 
 
@@ -31,6 +41,19 @@ def test_load_model_from_a_directory_takes_the_newest_checkpoint(run_dir):
     assert not loaded.model.training and loaded.device == torch.device("cpu")
     assert loaded.tokenizer.vocab_size == 21128
     assert load_model(ckpt.step_path(str(run_dir), 1)).config["step"] == 1
+    expected = tiny_model(seed=2, similarity="token_wise").state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in loaded.model.state_dict().items())
+
+
+def test_best_wins_over_newer_steps_and_steps_sort_by_number(tmp_path):
+    model = tiny_model()
+    for step in (9, 10):
+        _save(tmp_path, step, model)
+    assert [s for s, _ in step_checkpoints(ckpt.checkpoint_dir(str(tmp_path)))] == [9, 10]
+    assert resolve_checkpoint(str(tmp_path)) == ckpt.step_path(str(tmp_path), 10)
+    _save(tmp_path, 9, model, path=ckpt.best_path(str(tmp_path)))
+    for where in (tmp_path, tmp_path / contract.CHECKPOINT_DIR):
+        assert resolve_checkpoint(str(where)) == ckpt.best_path(str(tmp_path))
 
 
 def test_encode_and_token_wise_similarity(run_dir, clean_pairs):
@@ -43,8 +66,6 @@ def test_encode_and_token_wise_similarity(run_dir, clean_pairs):
     assert sims.shape == (3, 4)
     pixels = torch.stack([loaded.transform(im.convert("RGB")) for im in images])
     ids, mask = loaded.tokenizer(texts)
-    from training.loss import token_wise_similarity
-
     text_tokens, valid = loaded.model.encode_text_tokens(ids, mask)
     expected, _ = token_wise_similarity(loaded.model.encode_image_tokens(pixels), text_tokens, valid)
     assert torch.allclose(sims, expected, atol=1e-5)
@@ -53,3 +74,5 @@ def test_encode_and_token_wise_similarity(run_dir, clean_pairs):
 def test_a_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_model(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no checkpoint file or training directory"):
+        load_model(str(tmp_path / "absent"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.loss import ContrastiveLoss, clip_loss, token_wise_similarity
+from training.loss import ContrastiveLoss, clip_loss, gather_features, token_wise_similarity
 
 
 def reference_clip_loss(image, text, scale):
@@ -144,3 +144,8 @@ def test_bad_shapes_are_clear_errors():
         token_wise_similarity(torch.zeros(2, 3, 4), torch.zeros(2, 5, 4), torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="similarity"):
         ContrastiveLoss("cosine")
+
+
+def test_gather_is_the_identity_on_one_rank():
+    x = torch.randn(3, 4)
+    assert gather_features(x, 1) is x

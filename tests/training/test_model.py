@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tests.training.lit_helpers import random_inputs, tiny_model
+from tests.support.training import random_inputs, tiny_model
 from training.model import LiTConfig, LiTModel, ModelConfigError, pool_tokens
 
 
@@ -88,17 +88,6 @@ def test_paper_defaults():
     assert (config.text_layers, config.text_width, config.text_heads) == (12, 768, 12)
     assert (config.embed_dim, config.context_length, config.vocab_size) == (256, 32, 21128)
     assert config.init_temperature == 0.07 and config.text_checkpoint is None
-
-
-def test_trimming_trailing_padding_leaves_the_global_text_feature_unchanged():
-    from training.tokenizer import default_tokenizer
-    from training.train import trim_padding
-
-    model = tiny_model().eval()
-    ids, mask = default_tokenizer()(["两个红色圆形", "一张黑色背景的图片，画着三个黄色十字"])
-    short_ids, short_mask = trim_padding(ids, mask)
-    assert short_ids.shape == (2, int(mask.sum(dim=1).max()))
-    assert torch.allclose(model.encode_text(ids, mask), model.encode_text(short_ids, short_mask), atol=1e-5)
 
 
 def test_a_local_weights_file_loads_the_tower_offline(tmp_path):

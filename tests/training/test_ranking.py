@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from training.evaluate import retrieval_metrics
+from training.evaluation.retrieval import retrieval_metrics
 from training.ranking import CLASS_WEIGHTS, RankingHead, rerank, sample_hard_negatives
 
 

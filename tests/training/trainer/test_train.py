@@ -1,0 +1,146 @@
+"""The step loop end to end, through `python -m training.train`'s main (in process, and once under
+torchrun): learning, locked tower, outputs, exact resume, validation keeping best.pt."""
+
+import io
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.support.training import tiny_model
+from training.api import load_checkpoint, load_model, resolve_checkpoint, step_checkpoints
+from training.model import LiTConfig, LiTModel
+from training.tokenizer import default_tokenizer
+from training.train import main
+from training.trainer import checkpoint as ckpt
+from training.trainer.train import trim_padding
+
+TINY = ["--tiny", "--global-batch", "16", "--warmup-steps", "2", "--log-every", "10", "--seed", "0"]
+
+
+def _run(clean_dir, out, *extra):
+    return main(["--data", clean_dir, "--output", str(out), *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, clean_dir):
+    """A tiny model trained for 80 steps (workers 0, fp32, no augmentation for a quick signal)."""
+    out = tmp_path_factory.mktemp("trained")
+    assert _run(clean_dir, out, "--steps", "80", "--lr", "5e-3", "--workers", "0", "--precision", "fp32",
+                "--no-augment", "--save-every", "40") == 0
+    return out
+
+
+def _in_batch_top1(model_or_loaded, clean_pairs, groups=6, size=16):
+    hits = 0
+    for g in range(groups):
+        rows = clean_pairs[g * size:(g + 1) * size]
+        sims = model_or_loaded.similarity([Image.open(io.BytesIO(r["image"])) for r in rows],
+                                          [r["caption"] for r in rows])
+        hits += (sims.argmax(dim=1) == torch.arange(size)).sum().item()
+    return hits / (groups * size)
+
+
+@pytest.mark.e2e
+def test_training_lowers_the_loss_and_lifts_retrieval_above_chance(trained, clean_pairs):
+    first = load_model(str(ckpt.step_path(str(trained), 40)))
+    last = load_model(str(trained))
+    assert last.config["step"] == 80
+    # the logged losses went down: chance level is ln(16) = 2.77
+    lines = (trained / "train.log").read_text(encoding="utf-8").splitlines()
+    losses = [float(l.split("loss ")[1].split()[0]) for l in lines]
+    assert losses[0] > 2.7 and min(losses[-3:]) < 2.4, lines
+    top1 = _in_batch_top1(last, clean_pairs)
+    assert top1 > 2 / 16, top1  # chance is 1/16
+    assert top1 >= _in_batch_top1(first, clean_pairs) - 0.05
+
+
+@pytest.mark.e2e
+def test_the_image_tower_is_bit_identical_after_training(trained):
+    state = load_checkpoint(resolve_checkpoint(str(trained)))["model"]
+    torch.manual_seed(0)  # the trainer seeds with --seed before building the model
+    fresh = LiTModel(LiTConfig.tiny()).state_dict()
+    tower_keys = [k for k in fresh if k.startswith("image_tower.")]
+    assert tower_keys and all(torch.equal(state[k], fresh[k]) for k in tower_keys)
+    assert not torch.equal(state["text_proj.weight"], fresh["text_proj.weight"])  # the rest did train
+
+
+@pytest.mark.e2e
+def test_outputs_config_checkpoints_and_tensorboard(trained):
+    assert os.path.isfile(trained / "config.json")
+    assert [s for s, _ in step_checkpoints(ckpt.checkpoint_dir(str(trained)))] == [40, 80]
+    assert any(name.startswith("events.") for name in os.listdir(trained / "tensorboard"))
+    state = load_checkpoint(ckpt.step_path(str(trained), 80))
+    assert {"model", "optimizer", "scheduler", "scaler", "step", "data", "rng", "model_config"} <= set(state)
+
+
+@pytest.mark.e2e
+def test_four_steps_equal_two_steps_resume_two_steps(tmp_path, clean_dir):
+    """bf16, AutoAugment, 2 DataLoader workers and GradCache accumulation, all resumed exactly."""
+    common = ["--steps", "4", "--workers", "2", "--accum-freq", "2", "--precision", "bf16", "--save-every", "100",
+              "--text-dropout", "0.1", "--shuffle-buffer", "32"]
+    assert _run(clean_dir, tmp_path / "straight", *common) == 0
+    assert _run(clean_dir, tmp_path / "split", *common, "--stop-at", "2") == 0
+    assert ckpt.latest_checkpoint(str(tmp_path / "split")).endswith("step-00000002.pt")
+    assert _run(clean_dir, tmp_path / "split", *common, "--resume", "latest") == 0
+    a = load_checkpoint(ckpt.step_path(str(tmp_path / "straight"), 4))
+    b = load_checkpoint(ckpt.step_path(str(tmp_path / "split"), 4))
+    assert a["data"] == b["data"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for index, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][index][name]))
+
+
+@pytest.mark.e2e
+def test_validation_keeps_the_best_checkpoint(tmp_path, clean_dir, monkeypatch):
+    import sys
+    import types
+
+    scores = iter([10.0, 30.0, 20.0])
+    seen = []
+
+    def zero_shot_validate(model, tokenizer, transform, image_dir, classnames_file, device):
+        seen.append((type(model).__name__, image_dir, classnames_file, model.training))
+        return {"top1": next(scores)}
+
+    monkeypatch.setitem(sys.modules, "training.evaluation.zeroshot",
+                        types.SimpleNamespace(zero_shot_validate=zero_shot_validate))
+    out = tmp_path / "val"
+    assert _run(clean_dir, out, "--steps", "6", "--workers", "0", "--val-every", "2", "--val-dir", "imgs",
+                "--val-classnames", "names.txt", "--save-every", "100") == 0
+    assert seen == [("LiTModel", "imgs", "names.txt", False)] * 3
+    best = load_checkpoint(ckpt.best_path(str(out)))
+    assert best["step"] == 4 and best["best_top1"] == 30.0
+    assert resolve_checkpoint(str(out)) == ckpt.best_path(str(out))
+
+
+@pytest.mark.e2e
+def test_torchrun_with_two_gloo_ranks(tmp_path, clean_dir):
+    """`make train NPROC=2`'s path: torchrun, gloo, each rank's data position in the checkpoint."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "training.train", "--data", clean_dir,
+           "--output", str(out), *TINY, "--steps", "3", "--workers", "1", "--log-every", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = load_checkpoint(ckpt.step_path(str(out), 3))
+    # each rank's reader position: 3 steps x 8 rows (global batch 16 over 2 ranks)
+    assert [d["positions"][0]["taken"] for d in state["data"]] == [24, 24]
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    assert "step 3/3" in (out / "train.log").read_text()
+
+
+def test_trimming_trailing_padding_leaves_the_global_text_feature_unchanged():
+    model = tiny_model().eval()
+    ids, mask = default_tokenizer()(["两个红色圆形", "一张黑色背景的图片，画着三个黄色十字"])
+    short_ids, short_mask = trim_padding(ids, mask)
+    assert short_ids.shape == (2, int(mask.sum(dim=1).max()))
+    assert torch.allclose(model.encode_text(ids, mask), model.encode_text(short_ids, short_mask), atol=1e-5)
