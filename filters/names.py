@@ -9,7 +9,9 @@ masker is its own algorithm, in three layers:
    (brands named after people, fictional characters, dishes, places, colour and scenery words).
    A non-person entry always wins.
 2. **Transliterated names** joined by a middle dot (泰勒·斯威夫特): runs of transliteration
-   characters on both sides of `·`.
+   characters on both sides of `·`; they win over a shorter list entry inside them (科比 in
+   科比·布莱恩特). **Minority names**: runs of Tibetan, Uyghur, Kazakh and Mongolian name syllables
+   (扎西 + 顿珠, 阿依 + 古丽, 巴特尔). Nothing inside a title in 《》 is a person (《杜拉拉升职记》).
 3. **The surname pattern.** Every surname (compound first) followed by one or two given-name
    characters is a candidate, unless a given character is a function word (的, 在) or the
    "given name" is a form of address (王女士, 李总). A candidate is scored by evidence and kept
@@ -64,6 +66,8 @@ CUES_AFTER = (
     "同款", "获评", "荣获", "当选", "入选", "捐", "家", "一行", "自制", "手绘", "讲述", "回忆", "身穿",
     # kinship words and 老人 follow a name (张秀英奶奶) but are no title before one (奶奶包饺子)
     "小朋友", "小伙", "大爷", "阿姨", "奶奶", "爷爷", "老人",
+    # image-search titles of a person's pictures: 王芳壁纸, 张伟表情包, 郎朗画像
+    "壁纸", "表情包", "画像", "演唱会", "机场", "生日", "签售", "直播", "新书", "最新", "：", ":",
 ) + TITLES_BEFORE  # a title also follows a name: 张建国市长, 陈薇院士
 # Words right before a name that are not titles: 我叫张三, 李雷和韩梅梅.
 CUES_BEFORE = ("叫", "名叫", "名为", "和", "与", "、", "跟", "同", "及", "对话", "专访", "采访", "致敬", "纪念")
@@ -86,7 +90,7 @@ ADDRESS_WORDS = frozenset((
 THING_SUFFIXES = set(
     "糕饼面粉汤粥饭肉鸭鸡虾蟹鱼酱糖果瓜菜豆茶酒丸膏药木梨桃杏花草树叶竹犬猫狗鸟马牛羊猪兔"
     "记序传集录书报帖图画谱经剑刀枪鞋帽衣裙包机车灯椅桌床柜门窗锅碗杯瓶盘宫殿园馆屋堂亭阁寺塔"
-    "楼桥山湖江河溪岩矿铁钢银铜纸布绒汁虫诗词曲洞窟岛湾港渡庙"
+    "楼桥山湖江河溪岩矿铁钢银铜纸布绒汁虫诗词曲洞窟岛湾港渡庙祠城"
 )
 # Characters that almost never sit inside a given name: particles, prepositions, measure words,
 # directions and very common verbs. A candidate holding one is rejected.
@@ -102,6 +106,26 @@ TRANSLITERATION_CHARS = set(
     "卢鲁路伦罗洛马玛迈麦曼梅门蒙米明莫姆穆纳娜奈内尼努诺欧帕佩彭皮珀普奇齐乔切琼萨塞桑瑟森沙尚舍"
     "什施史斯松苏索塔泰坦汤唐特提汀图托瓦万旺威韦维温沃乌西希夏谢辛休雅亚扬耶伊因英尤约赞泽扎詹朱"
     "兹卓佐茨茜黛娅琪芙萝妮薇莎露丝迦古道尔普里珍简"
+    "列乎买热合曼逊吐孜甫力"  # Uyghur and Russian names with a dot: 买买提·艾力, 列夫·托尔斯泰
+)
+# Syllables of Tibetan, Uyghur, Kazakh and Mongolian given names, written in Han characters. A
+# run of two or more (阿依 + 古丽, 扎西 + 顿珠), or one of three characters or more (巴特尔, 其其格),
+# is a name; one two-character syllable alone is not (乌兰 starts 乌兰察布, 格桑 格桑花).
+MINORITY_SYLLABLES = (
+    # Tibetan
+    "扎西", "次仁", "卓玛", "格桑", "旦增", "丹增", "尼玛", "央金", "拉姆", "白玛", "央宗", "多吉", "顿珠",
+    "德吉", "措姆", "平措", "罗布", "达瓦", "索朗", "普布", "巴桑", "边巴", "曲珍", "洛桑", "益西", "卓嘎",
+    "群培", "仁增", "强巴", "次旦", "扎巴", "拉巴", "次珍", "旺姆", "旺堆", "嘎玛", "泽仁", "土登", "坚参",
+    "桑珠", "曲吉", "德庆", "米玛", "普琼", "梅朵",
+    # Uyghur and Kazakh
+    "阿依", "古丽", "买买提", "麦麦提", "艾力", "热依", "帕尔哈提", "尼格买提", "阿不都", "热合曼", "努尔",
+    "吐尔逊", "托乎提", "艾尔肯", "阿布", "伊力", "迪丽", "热巴", "依明", "库尔班", "阿卜杜", "艾买提",
+    "吾买尔", "阿迪力", "木拉提", "努尔兰", "玉苏甫", "阿卜力孜", "热娜", "帕提", "再努尔", "依扎", "热依扎",
+    "米娜", "娜扎", "阿娜尔", "祖丽", "克孜", "巴合提", "哈力克", "沙吾提", "吐逊", "艾合买提", "阿力木",
+    # Mongolian
+    "巴特尔", "乌兰", "图雅", "其其格", "阿木古楞", "哈斯", "其木格", "那日苏", "苏和", "额尔敦", "宝音",
+    "朝鲁", "格日勒", "斯琴", "高娃", "敖登", "达来", "巴雅尔", "孟和", "乌力吉", "那仁", "图门", "毕力格",
+    "朝格图", "萨仁", "格日乐", "德力格尔", "布和", "特木尔", "青格勒", "乌云", "其其",
 )
 # Entries of jieba's emission table below this log probability are too rare to trust (娟 -13.6).
 MIN_EMISSION_LOG = -12.5
@@ -113,6 +137,7 @@ NAME_DOTS = "·•‧・"
 # (司马砚秋画, 王一博骑): a candidate ending right before one of them, at the end of that token,
 # counts as ending on a token boundary.
 GLUE_AFTER = set("画拍摄骑吃唱跳写说做送穿戴看和与的在是为家获")
+_BOOK_TITLE = re.compile(r"《[^《》]*》")
 PUNCTUATION = set("，。！？、；：,.!?;:（）()【】[]《》<>「」『』\"'“”‘’ -—~…/|")
 
 
@@ -253,6 +278,10 @@ class PersonNameMasker:
         self._max_title = max(map(len, self._titles))
         self._max_cue = max(map(len, self._cues))
         self._commerce = re.compile("|".join(COMMERCE_WORDS))
+        self._syllables = ahocorasick.Automaton()
+        for syllable in MINORITY_SYLLABLES:
+            self._syllables.add_word(syllable, len(syllable))
+        self._syllables.make_automaton()
 
     # ---------------------------------------------------------------------------------------
     # Public API
@@ -267,15 +296,14 @@ class PersonNameMasker:
         if not text or not HAN_RE.search(text):
             return []
         known, blocked = self._list_matches(text)
+        blocked = blocked + self._book_titles(text)
         taken: list[tuple[int, int]] = []
 
         def free(start: int, end: int) -> bool:
             return all(end <= s or start >= e for s, e in taken)
 
-        for start, end in known:
-            if free(start, end) and not self._is_blocked(start, end, blocked):
-                taken.append((start, end))
-        for start, end in self._dotted_names(text):
+        # A dotted transliteration (科比·布莱恩特) wins over a short list entry inside it (科比).
+        for start, end in self._dotted_names(text) + self._minority_names(text) + known:
             if free(start, end) and not self._is_blocked(start, end, blocked):
                 taken.append((start, end))
         boundaries = self._token_boundaries(text, tokens)
@@ -322,6 +350,25 @@ class PersonNameMasker:
             if not (start <= b_start and b_end <= end and (b_end - b_start) < (end - start)):
                 return True
         return False
+
+    @staticmethod
+    def _book_titles(text: str) -> list[tuple[int, int]]:
+        """Titles in 《》 (works, not persons: 《杜拉拉升职记》, 《李白》 the song) block every name."""
+        return [m.span() for m in _BOOK_TITLE.finditer(text)] if "《" in text else []
+
+    def _minority_names(self, text: str) -> list[tuple[int, int]]:
+        """Runs of adjacent minority-name syllables (see MINORITY_SYLLABLES), longest match first."""
+        spans = sorted(((end - length + 1, end + 1) for end, length in self._syllables.iter(text)),
+                       key=lambda s: (s[0], -s[1]))
+        runs: list[tuple[int, int, int]] = []  # start, end, syllables
+        for start, end in spans:
+            if runs and start == runs[-1][1]:
+                runs[-1] = (runs[-1][0], end, runs[-1][2] + 1)
+            elif runs and start < runs[-1][1]:
+                continue  # overlaps the run: a shorter reading of the same characters
+            else:
+                runs.append((start, end, 1))
+        return [(s, e) for s, e, _ in runs if e - s >= 3]
 
     @staticmethod
     def _dotted_names(text: str) -> list[tuple[int, int]]:

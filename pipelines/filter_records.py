@@ -101,8 +101,17 @@ class RecordRules:
             pair.image_first = is_first_image(record, duplicate_image_winners)
         verdict = self.rules.judge(pair)
         if verdict.reason is None:
-            return None, clean_record(record, verdict.caption)
+            return None, clean_record(record, verdict.caption, self.masked_query(record.get("query")))
         return verdict.reason, reject_record(record, verdict.reason, verdict.caption)
+
+    def masked_query(self, query: str | None) -> str | None:
+        """The query with rule 4 applied, for clean shards: a search query can be a person's name.
+        A query without a name is stored exactly as found."""
+        if not query:
+            return query
+        caption = self.rules.caption(query)
+        masked = self.rules.mask(caption)
+        return query if masked == caption.text else masked
 
     def pair(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
              caption_counts: Mapping[str, int]) -> Pair:
@@ -120,9 +129,13 @@ def is_first_image(record: Mapping[str, Any], duplicate_image_winners: Mapping[s
     return winner is None or tuple(winner) == position(record)
 
 
-def clean_record(record: Mapping[str, Any], caption: str) -> dict:
+def clean_record(record: Mapping[str, Any], caption: str, query: str | None = None) -> dict:
+    """The record a clean shard holds: CLEAN_COLUMNS only (no caption as found), with the masked
+    caption and, when given, the masked query."""
     out = {name: record.get(name) for name in contract.CLEAN_COLUMNS}
     out["caption"] = caption
+    if query is not None:
+        out["query"] = query
     out["_shard"], out["_row"] = record["_shard"], record["_row"]
     return out
 

@@ -129,7 +129,8 @@ class SyntheticPair:
 
     def to_clean_record(self) -> dict:
         """The record a clean shard holds for this pair when the filter keeps it (the caption
-        normalised; names are not masked here)."""
+        normalised; names are not masked here; no `caption_raw`: clean shards never hold the
+        caption as found)."""
         raw = self.to_raw_record()
         raw["caption"] = normalise_caption(self.caption)
         return {name: raw[name] for name in contract.CLEAN_COLUMNS}

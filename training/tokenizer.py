@@ -4,6 +4,12 @@ Chinese BERT splits every Han character into its own token and lower-cases Latin
 transformers' BERT tokenizer for that, fed with the vocabulary file the `cn-clip` package ships
 (MIT licensed), so no download is needed. A hub name or a local tokenizer directory also works.
 
+The person-name mask of the filter stage, `<人名>` (filters.contract.NAME_MASK), is one token: it
+maps to the reserved vocabulary entry `[unused1]` (id 1 in the cn-clip / bert-base-chinese
+vocabulary), never used by the pretrained text tower. Without this WordPiece cuts it into `<`, `人`,
+`名`, `>`, four of the 32 positions, and the model reads the literal characters 人名. Training and
+evaluation share this tokenizer, so both see the same id.
+
 A trap this module guards against: in transformers 5.x, `BertTokenizer(vocab_file=path)` silently
 ignores the file and gives a 5-token vocabulary. We pass `vocab=path` and check the size.
 """
@@ -15,10 +21,14 @@ import os
 
 import torch
 
+from filters.contract import NAME_MASK
+
 #: Entries in the Chinese BERT vocabulary (bert-base-chinese, cn_clip, Wukong).
 CHINESE_BERT_VOCAB_SIZE = 21128
 #: Tokens per caption, [CLS] and [SEP] included (the paper: at most 32 tokens).
 CONTEXT_LENGTH = 32
+#: The reserved vocabulary entry that stands for NAME_MASK (`<人名>`), one id.
+NAME_MASK_TOKEN = "[unused1]"
 
 
 class TokenizerError(ValueError):
@@ -76,11 +86,28 @@ class ChineseTokenizer:
         self.pad_token_id = int(self._tok.pad_token_id)
         self.cls_token_id = int(self._tok.cls_token_id)
         self.sep_token_id = int(self._tok.sep_token_id)
+        self.name_mask_id = self._reserve_name_mask()
+
+    def _reserve_name_mask(self) -> int | None:
+        """Make NAME_MASK_TOKEN one unsplittable token with its existing id (no new entry, so the
+        vocabulary size is unchanged). None for a vocabulary without it: the mask is then text."""
+        vocab = self._tok.get_vocab()
+        if NAME_MASK_TOKEN not in vocab:
+            return None
+        self._tok.add_special_tokens({"additional_special_tokens": [NAME_MASK_TOKEN]})
+        if len(self._tok) != self.vocab_size or self._tok.convert_tokens_to_ids(NAME_MASK_TOKEN) != vocab[NAME_MASK_TOKEN]:
+            raise TokenizerError(f"could not reserve {NAME_MASK_TOKEN} for {NAME_MASK} without a new entry")
+        return int(vocab[NAME_MASK_TOKEN])
+
+    def _with_reserved_mask(self, text: str) -> str:
+        if self.name_mask_id is None or NAME_MASK not in text:
+            return text
+        return text.replace(NAME_MASK, NAME_MASK_TOKEN)
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(texts, str):
             raise TypeError("ChineseTokenizer takes a list of strings, not one string")
-        texts = [t if t is not None else "" for t in texts]
+        texts = [self._with_reserved_mask(t) if t is not None else "" for t in texts]
         out = self._tok(list(texts), padding="max_length", truncation=True, max_length=self.context_length,
                         return_tensors="pt", return_token_type_ids=False)
         return out["input_ids"].long(), out["attention_mask"].long()

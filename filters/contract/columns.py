@@ -3,7 +3,9 @@
 Raw shards are what the crawl writes and the filter reads; clean shards are what users publish
 and the trainer reads; reject shards keep every dropped pair, without image bytes, with the reason.
 Raw and reject shards are internal: they hold the caption as found (`caption_raw`). Clean shards
-never hold unmasked text.
+are what users publish: they have no `caption_raw`, their `caption` is masked, and their `query`
+is masked the same way (a search query can be a person's name), so no clean column holds a name the
+masker found. See docs/data-quality.md.
 
 This module imports only pyarrow: it is the schema half of the contract between the data side and
 the trainer.
@@ -21,8 +23,9 @@ _COLUMNS = {
     # leaves it null and stores the caption as found in caption_raw. Clean and reject: the
     # normalised caption after the text rules (masked from rule 4 on).
     "caption": pa.field("caption", pa.string()),
-    "caption_raw": pa.field("caption_raw", pa.string()),  # as found; internal shards only
-    "query": pa.field("query", pa.string()),  # the search query that found it, or "" for URL lists
+    "caption_raw": pa.field("caption_raw", pa.string()),  # as found; raw and reject shards only
+    # The search query that found it, or "" for URL lists; names masked in clean shards.
+    "query": pa.field("query", pa.string()),
     "rank": pa.field("rank", pa.int32()),  # rank within the query's results, or row in a URL list
     "page_url": pa.field("page_url", pa.string()),  # the page the image was found on, may be ""
     "image": pa.field("image", pa.binary()),  # null when the download failed
@@ -37,7 +40,7 @@ _COLUMNS = {
 
 RAW_COLUMNS = ("key", "url", "caption", "caption_raw", "query", "rank", "page_url", "image", "width",
                "height", "image_format", "sha256", "status", "error_message")
-CLEAN_COLUMNS = ("key", "url", "caption", "caption_raw", "query", "rank", "page_url", "image", "width",
+CLEAN_COLUMNS = ("key", "url", "caption", "query", "rank", "page_url", "image", "width",
                  "height", "image_format", "sha256")
 REJECT_COLUMNS = ("key", "url", "caption", "caption_raw", "query", "rank", "page_url", "width",
                   "height", "image_format", "sha256", "status", "error_message", "drop_reason")

@@ -118,3 +118,43 @@ def test_custom_lists_replace_the_packaged_ones():
     masker = PersonNameMasker(known_names=["阿凡提"], non_names=["王老师傅"])
     assert masker.mask("阿凡提的故事") == f"{NAME_MASK}的故事"
     assert masker.mask("王老师傅修车") == "王老师傅修车"
+
+
+# --------------------------------------------------------------------------------------------
+# Minority names, dotted transliterations, titles in 《》 (the blind set's dev findings)
+# --------------------------------------------------------------------------------------------
+
+
+def test_minority_names_are_runs_of_name_syllables():
+    from filters.names import default_masker
+
+    find = default_masker().find
+    for caption, name in (("选手扎西顿珠夺得冠军", "扎西顿珠"), ("阿依古丽机场街拍", "阿依古丽"),
+                          ("巴特尔演唱会现场", "巴特尔"), ("主播次仁卓玛直播截图", "次仁卓玛")):
+        assert [caption[a:b] for a, b in find(caption)] == [name], caption
+    for caption in ("乌兰察布 草原 风光", "格桑花 盛开", "扎西德勒 藏族 祝福"):
+        assert find(caption) == [], caption
+
+
+def test_a_dotted_transliteration_wins_over_a_short_list_entry():
+    from filters.names import default_masker
+
+    find = default_masker().find
+    for caption, name in (("科比·布莱恩特壁纸", "科比·布莱恩特"), ("列夫·托尔斯泰画像", "列夫·托尔斯泰"),
+                          ("买买提·艾力当选代表", "买买提·艾力")):
+        assert [caption[a:b] for a, b in find(caption)] == [name], caption
+
+
+def test_titles_in_book_brackets_are_never_masked():
+    from filters.names import mask_person_names
+
+    assert mask_person_names("《杜拉拉升职记》手游 角色立绘") == "《杜拉拉升职记》手游 角色立绘"
+    assert mask_person_names("《孔乙己》读后感") == "《孔乙己》读后感"
+
+
+def test_blind_set_split_is_the_fixed_rule_and_large_enough():
+    from benchmarks.name_masking import load_blind
+
+    captions = load_blind()
+    assert len(captions) >= 1000
+    assert [c.split for c in captions[:5]] == ["dev", "heldout", "dev", "heldout", "dev"]

@@ -98,3 +98,65 @@ def test_setup_cfg_installs_the_data_files():
     config = configparser.ConfigParser()
     config.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
     assert "data/*.txt" in config["options.package_data"]["filters"]
+
+
+# --------------------------------------------------------------------------------------------
+# Hidden spellings, cues and contexts
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caption", [
+    "色 情 视 频 在线看", "色*情*视频", "色-情 网站", "色·情", "網絡賭博 平台", "出售 冰毒 貨到付款",
+    "K_粉 价格", "a*v*女*优 写真", "ｘｘｘ视频",
+])
+def test_spaced_symbol_separated_and_traditional_spellings_are_found(caption):
+    assert SensitiveWordMatcher.default().find(caption)
+
+
+def test_the_folded_form_is_simplified_without_separators_between_han():
+    from filters.sensitive import normalise_for_matching
+
+    assert normalise_for_matching("賭 博*平臺") == "赌博平台"
+    assert normalise_for_matching("Nike 跑步鞋 size 42") == "nike 跑步鞋 size 42"  # spaces next to Latin stay
+
+
+def test_variants_count_only_next_to_a_spam_cue():
+    matcher = SensitiveWordMatcher.default()
+    assert matcher.find("se情 视频 加微信 abc123") == ["se情"]
+    assert matcher.find("bjl 技巧 QQ 12345678")
+    assert matcher.find("溜冰 冰壶 价格 300元")
+    assert matcher.find("溜冰 场 儿童") == [] and matcher.find("冰壶 比赛 冬奥会") == []
+    assert matcher.find("上门服务 空调维修") == []  # 上门 is a cue, but not for the variant it is part of
+
+
+def test_education_and_news_contexts_excuse_words_only_without_a_cue():
+    matcher = SensitiveWordMatcher.default()
+    for caption in ("禁毒 宣传 海报", "毒品的危害 手抄报", "警方 破获 特大 贩毒案", "反诈 宣传 网络赌博"):
+        assert matcher.find(caption) == [], caption
+    assert matcher.find("禁毒 宣传 冰毒 出售 加微信")  # a cue voids the excuse
+
+
+def test_the_lists_can_switch_the_new_mechanisms_off():
+    matcher = SensitiveWordMatcher(["冰毒"], variants=(), cues=(), contexts=())
+    assert matcher.find("禁毒 宣传 冰毒") == ["冰毒"]
+    assert matcher.find("bing毒 加微信") == []
+
+
+def test_benchmark_set_meets_the_targets_on_both_splits():
+    from benchmarks import sensitive_words as bench
+
+    matcher = SensitiveWordMatcher.default()
+    scores = bench.score(bench.load(), lambda text: bool(matcher.find(text)))
+    for split in ("dev", "heldout"):
+        total = scores[(split, "all")]
+        assert total.drops >= 100 and total.keeps >= 100
+        assert total.recall >= 0.90, (split, total)
+        assert total.false_drop_rate <= 0.05, (split, total)
+
+
+def test_the_evaluation_split_is_the_fixed_rule():
+    from benchmarks import sensitive_words as bench
+
+    rows = bench.load()
+    assert sum(r.drop for r in rows) >= 300 and sum(not r.drop for r in rows) >= 300
+    assert [r.split for r in rows[:5]] == ["dev", "heldout", "dev", "heldout", "dev"]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subp
 
 SHORT = demo.DemoConfig(queries=24, per_query=8, test_share=0.3, train_steps=20, global_batch=16, warmup_steps=3,
                         image_size=64)
-CONTRACT_COLUMNS = {"key", "url", "caption", "caption_raw", "image", "width", "height", "sha256", "query"}
+CONTRACT_COLUMNS = {"key", "url", "caption", "image", "width", "height", "sha256", "query"}
 METRICS = {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "MR"}
 
 

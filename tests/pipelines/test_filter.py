@@ -150,13 +150,13 @@ def test_every_pair_gets_the_expected_reason(default_run):
     output, funnel = default_run
     pairs = _pairs()
     assert _outcomes(output) == _expected(pairs, dedup_images=False)
-    # Kept captions are normalised and their names masked; the text as found stays.
+    # Kept captions are normalised and their names masked; the text as found is not published.
     clean = {row["rank"]: row for row in _read_dir(os.path.join(output, "clean"), "clean")}
     named = [p for p in pairs if p.has_person_name and p.expected_reason is None]
     assert named
     for p in named:
         assert clean[p.index]["caption"].startswith(NAME_MASK), clean[p.index]["caption"]
-        assert clean[p.index]["caption_raw"] == p.caption
+        assert "caption_raw" not in clean[p.index]
     for p in pairs:
         if p.index in clean and not p.has_person_name:
             assert clean[p.index]["caption"] == normalise_caption(p.caption)
@@ -311,7 +311,8 @@ def test_shards_are_readable_by_duckdb_and_hf_datasets(default_run):
     assert sum(reasons.values()) == funnel["input"] - funnel["output"]
     dataset = load_dataset("parquet", data_files=pattern, split="train")
     assert len(dataset) == funnel["output"]
-    assert {"key", "url", "caption", "caption_raw", "image", "width", "height", "sha256", "query"} <= set(dataset.column_names)
+    assert {"key", "url", "caption", "image", "width", "height", "sha256", "query"} <= set(dataset.column_names)
+    assert "caption_raw" not in dataset.column_names
 
 
 def test_cli_help_explains_itself(capsys):

@@ -38,7 +38,7 @@ def write_clean_shards(directory, shards, query="查询"):
             url = f"http://example.test/{s}/{i}.jpg"
             width, height = 210 + i, 220 + s
             image = _jpeg(width, height, ((40 * i) % 256, (90 * s) % 256, 150))
-            records.append({"key": contract.url_key(url), "url": url, "caption": caption, "caption_raw": caption,
+            records.append({"key": contract.url_key(url), "url": url, "caption": caption,
                             "query": query, "rank": i, "page_url": "", "image": image, "width": width,
                             "height": height, "image_format": "JPEG", "sha256": f"{s}-{i}"})
             keys.append(records[-1]["key"])

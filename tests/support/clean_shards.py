@@ -10,7 +10,7 @@ from filters import contract
 
 def record(i: int, image: bytes) -> dict:
     return {"key": f"k{i}", "url": f"http://example.test/{i}.jpg", "caption": f"第{i}张图片",
-            "caption_raw": f"第{i}张图片", "image": image, "width": 300, "height": 300,
+            "image": image, "width": 300, "height": 300,
             "sha256": hashlib.sha256(image).hexdigest(), "query": "图片"}
 
 

@@ -6,8 +6,11 @@ from filters import contract
 
 
 def test_clean_and_reject_schemas_follow_the_contract():
-    for column in ("key", "url", "caption", "caption_raw", "image", "width", "height", "sha256", "query"):
+    for column in ("key", "url", "caption", "image", "width", "height", "sha256", "query"):
         assert column in contract.CLEAN_SCHEMA.names
+    # Clean shards are published: the caption as found (names in clear) stays in internal shards.
+    assert "caption_raw" not in contract.CLEAN_SCHEMA.names
+    assert "caption_raw" in contract.RAW_SCHEMA.names and "caption_raw" in contract.REJECT_SCHEMA.names
     assert "image" not in contract.REJECT_SCHEMA.names
     assert "drop_reason" in contract.REJECT_SCHEMA.names
     assert contract.CLEAN_SCHEMA.field("image").type == pa.binary()
