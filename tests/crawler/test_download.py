@@ -231,3 +231,24 @@ def test_robots_rules_for_unreadable_files():
 
     assert asyncio.run(run()) == [False, True, True, False, False, False]
     assert len(fetched) == 4  # one fetch per host
+
+
+def test_the_crawl_and_the_filter_agree_on_the_pixel_cap(serve):
+    """One cap (filters.contract.images.MAX_PIXELS): over it the crawl says decompression_bomb and
+    the filter image_corrupt; an image whose header passes but whose pixels do not decode is a
+    crawl success and an image_corrupt drop, never a crash."""
+    from filters.contract.images import MAX_PIXELS
+    from filters.rules import Pair, RuleSet
+
+    over = png_claiming(8192, MAX_PIXELS // 8192 + 1)
+    data = jpeg(300, 300)
+    truncated = data[: len(data) // 2]
+    engine = serve(Catalog({"q": [entry("over.png", image=over, content_type="image/png"),
+                                  entry("cut.jpg", image=truncated)]}))
+    over_result, cut_result = download_sync([_url(engine, "over.png"), _url(engine, "cut.jpg")], _config(engine))
+    assert over_result.status == "decompression_bomb"
+    assert cut_result.status == "success"
+    rules = RuleSet()
+    for data in (over, truncated):
+        pair = Pair(rules.caption("一只可爱的小猫"), image=data, width=300, height=300)
+        assert rules.judge(pair).reason == "image_corrupt"
