@@ -98,21 +98,69 @@ def _repair_escapes(text: str) -> str:
     return _ESCAPE.sub(lambda m: m.group(0) if m.group(1) in _VALID_ESCAPES else m.group(1), text)
 
 
+#: Bounds of what a result page may be: a real acjson page is about 100 KB and 5 levels deep.
+MAX_PAGE_CHARS = 8 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+_BRACKETS = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """True when brackets (outside strings) nest deeper than `limit`; one linear scan, so that
+    json.loads never recurses into a hostile 200,000-deep body."""
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise SearchResponseError(f"JSON constant {name} is not a number")
+
+
 def _load_json(body: str | bytes) -> Any:
+    if len(body) > MAX_PAGE_CHARS:
+        raise SearchResponseError(f"answer of {len(body)} bytes is larger than {MAX_PAGE_CHARS}")
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = text.strip().lstrip("\ufeff")  # a byte-order mark is not part of the JSON
     if not text.startswith(("{", "[")):
         if any(marker in text for marker in _BLOCK_MARKERS):
             raise SearchBlocked(f"captcha/anti-spider page instead of JSON: {text[:80]!r}")
         raise SearchResponseError(f"not JSON (starts with {text[:40]!r})")
+    if _json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise SearchResponseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, strict=False)
+        return _decode(text)
     except json.JSONDecodeError:
         pass
     try:
-        return json.loads(_repair_escapes(text), strict=False)
-    except json.JSONDecodeError as err:
-        raise SearchResponseError(f"malformed JSON: {err}") from err
+        return _decode(_repair_escapes(text))
+    except (json.JSONDecodeError, ValueError, RecursionError) as err:
+        # ValueError: an integer of more digits than Python converts; RecursionError: a
+        # nesting the depth scan could not see.
+        raise SearchResponseError(f"malformed JSON: {type(err).__name__}: {err}"[:300]) from err
+
+
+def _decode(text: str) -> Any:
+    """json.loads with NaN/Infinity refused and numbers out of float range (1e400) as errors."""
+    try:
+        return json.loads(text, strict=False, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as err:
+        raise SearchResponseError(f"malformed JSON: {type(err).__name__}: {err}"[:300]) from err
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise SearchResponseError(f"number {literal[:40]} is out of range")
+    return value
 
 
 def parse_acjson(body: str | bytes, query: str | None = None, start_rank: int = 0) -> list[SearchHit]:
@@ -212,11 +260,16 @@ def _caption(entry: Mapping[str, Any]) -> str:
     return collapse_whitespace(strip_markup(title))
 
 
+#: A claimed width or height above this is not a size (0: the engine does not say).
+_MAX_CLAIMED_SIDE = 1_000_000
+
+
 def _int(value: Any) -> int:
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return number if 0 <= number <= _MAX_CLAIMED_SIDE else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +327,11 @@ class SearchConfig:
     backoff_s: float = dataclasses.field(default=30.0, metadata=flag(
         "first wait in s after a blocked answer, doubled each retry, with jitter", name="--search-backoff"))
     backoff_max_s: float = 600.0
-    timeout_s: float = 20.0
+    timeout_s: float = dataclasses.field(default=20.0, metadata=flag(
+        "seconds one search page request may take", name="--search-timeout"))
+    query_timeout_s: float = dataclasses.field(default=300.0, metadata=flag(
+        "seconds one query may take in all (pages, retries, backoff); then it is a search_error",
+        name="--search-query-timeout"))
     max_body_bytes: int = 8 * 1024 * 1024
     user_agent: str = f"{BROWSER_USER_AGENT} {PROJECT_TOKEN}"
     warm_up: bool = True  # GET the home page first so the session carries Baidu's cookies
@@ -292,8 +349,8 @@ class SearchConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
-        if self.timeout_s <= 0 or self.max_body_bytes <= 0:
-            raise ValueError("timeout_s and max_body_bytes must be positive")
+        if self.timeout_s <= 0 or self.query_timeout_s <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("timeout_s, query_timeout_s and max_body_bytes must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,21 +396,35 @@ class SearchClient:
             pass
 
     async def search(self, query: str) -> QueryResult:
-        """Page through `query` by `pn` until max_results, or until a page brings no new URL."""
+        """Page through `query` by `pn` until max_results, or until a page brings no new URL.
+
+        The whole query, warm-up, pages, retries and backoff included, is bounded by
+        `query_timeout_s`: a stalled engine costs that much per query at most, and the query is
+        then a search_error (with the hits of the pages it got)."""
+        hits: list[SearchHit] = []
+        progress = {"pages": 0, "pn": 0}
+        try:
+            return await asyncio.wait_for(self._search(query, hits, progress), self.config.query_timeout_s)
+        except asyncio.TimeoutError:
+            return QueryResult(query, QUERY_ERROR, tuple(hits), progress["pages"],
+                               f"pn={progress['pn']}: query took more than {self.config.query_timeout_s} s")
+
+    async def _search(self, query: str, hits: list[SearchHit], progress: dict[str, int]) -> QueryResult:
         if not self._warmed:
             await self.warm_up()
         cfg = self.config
-        hits: list[SearchHit] = []
         seen: set[str] = set()
         pages = 0
         for pn in range(0, cfg.max_results, cfg.page_size):
+            progress["pn"] = pn
             try:
                 page = await self._page_with_retries(query, pn)
             except SearchBlocked as err:
                 return QueryResult(query, QUERY_BLOCKED, tuple(hits), pages, f"blocked at pn={pn}: {err}")
             except (SearchResponseError, _Transient) as err:
-                return QueryResult(query, QUERY_ERROR, tuple(hits), pages, f"pn={pn}: {err}")
+                return QueryResult(query, QUERY_ERROR, tuple(hits), pages, f"pn={pn}: {err}"[:500])
             pages += 1
+            progress["pages"] = pages
             new = [h for h in page if h.url not in seen]
             if not new:
                 break
