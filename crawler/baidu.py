@@ -22,14 +22,15 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
 
 from crawler.captions import collapse_whitespace, strip_markup
-from crawler.errors import SearchBlocked, SearchResponseError
+from crawler.errors import SearchBlocked, SearchResponseError, UnsafeDestination
 from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
+from crawler.safety import AllowList, BadUrl, GuardedResolver, check_destination, split_url
 from filters.contract.flags import flag
 
 BAIDU_BASE_URL = "https://image.baidu.com"
@@ -369,6 +370,16 @@ class _Transient(Exception):
     """A page request that may succeed when repeated (timeout, reset, 5xx, 429)."""
 
 
+_MAX_WARM_UP_REDIRECTS = 5
+
+
+def engine_allow_list(base_url: str) -> AllowList:
+    """The search engine the user named (host and port of `base_url`) is the one non-public
+    destination a search session may reach: the local engine of the tests and the demo."""
+    _, host, port = split_url(base_url)
+    return AllowList(frozenset({(host.strip("[]"), port)}))
+
+
 class SearchClient:
     """Searches queries on a Baidu-format engine through one aiohttp session (built by the
     caller inside its event loop). One instance per worker: its rate limiter is per worker."""
@@ -379,20 +390,30 @@ class SearchClient:
         self.limiter = RateLimiter(config.requests_per_second)
         self._rng = random.Random(seed)
         self._warmed = False
+        self.allow = engine_allow_list(config.base_url)
 
     async def warm_up(self) -> None:
         """GET the home page once so that the session has the engine's cookies. Failure is not
-        fatal (the first page request will tell)."""
+        fatal (the first page request will tell). Redirects are followed by hand, and every hop
+        passes the destination guard (crawler.safety): only the engine itself (host and port of
+        `base_url`) and public addresses may be reached."""
         self._warmed = True
         if not self.config.warm_up:
             return
+        current = self.config.base_url.rstrip("/") + "/"
         try:
-            await self.limiter.acquire()
-            async with self.session.get(self.config.base_url.rstrip("/") + "/",
-                                        headers=search_headers(self.config.user_agent, self.config.base_url),
-                                        timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
-                await read_capped(resp.content, self.config.max_body_bytes)
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+            for _ in range(_MAX_WARM_UP_REDIRECTS + 1):
+                check_destination(current, self.allow)
+                await self.limiter.acquire()
+                async with self.session.get(current, allow_redirects=False,
+                                            headers=search_headers(self.config.user_agent, self.config.base_url),
+                                            timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                        current = urljoin(current, resp.headers["Location"])
+                        continue
+                    await read_capped(resp.content, self.config.max_body_bytes)
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError, BadUrl, UnsafeDestination):
             pass
 
     async def search(self, query: str) -> QueryResult:
@@ -454,6 +475,7 @@ class SearchClient:
         cfg = self.config
         await self.limiter.acquire()
         url = acjson_url(cfg.base_url, query, pn, cfg.page_size)
+        check_destination(url, self.allow)
         try:
             async with self.session.get(url, headers=search_headers(cfg.user_agent, cfg.base_url),
                                         allow_redirects=False,
@@ -475,18 +497,21 @@ class SearchClient:
         return parse_acjson(body, query=query, start_rank=pn)
 
 
-def new_search_session() -> aiohttp.ClientSession:
-    """A session for a SearchClient; call inside the event loop that will use it. Its cookie
-    jar also keeps cookies of IP-address hosts (aiohttp drops them by default), so the warm-up
-    works against a local engine on 127.0.0.1 exactly as against Baidu."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+def new_search_session(base_url: str = BAIDU_BASE_URL) -> aiohttp.ClientSession:
+    """A session for a SearchClient of the engine at `base_url`; call inside the event loop that
+    will use it. Its resolver refuses host names that resolve to non-public addresses (except
+    the engine's own host and port), and its cookie jar also keeps cookies of IP-address hosts
+    (aiohttp drops them by default), so the warm-up works against a local engine on 127.0.0.1
+    exactly as against Baidu."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(engine_allow_list(base_url)))
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 def search_many_sync(queries: Sequence[str], config: SearchConfig) -> list[QueryResult]:
     """Search queries one after another in a private event loop (for scripts and tests)."""
 
     async def run() -> list[QueryResult]:
-        async with new_search_session() as session:
+        async with new_search_session(config.base_url) as session:
             client = SearchClient(session, config)
             return [await client.search(q) for q in queries]
 

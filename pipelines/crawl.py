@@ -152,7 +152,7 @@ class SearchChunkFn(_EventLoopDoFn):
             await self._session.close()
 
     async def _open(self) -> None:
-        self._session = new_search_session()
+        self._session = new_search_session(self.config.search.base_url)
         self._client = SearchClient(self._session, self.config.search)
 
     async def _search_all(self, queries: Sequence[str]) -> list[QueryResult]:
