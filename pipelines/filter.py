@@ -457,6 +457,12 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
     shard_paths = contract.list_shards(input_dir)
     if not shard_paths:
         raise FilterInputError(f"no raw shards (*.parquet) in {input_dir}")
+    with contract.hold_output_lock(output, "filter"):
+        return _run_filter_locked(shard_paths, output, config, beam_args, overwrite, font, word_cloud, log)
+
+
+def _run_filter_locked(shard_paths: Sequence[str], output: str, config: FilterConfig, beam_args: Sequence[str],
+                       overwrite: bool, font: str | None, word_cloud: bool, log) -> dict:
     fingerprint = input_fingerprint(shard_paths, config)
     input_count = sum(rows for _, _, rows in fingerprint["shards"])
     prepare_output(output, fingerprint, overwrite)
@@ -528,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_filter(args.input, args.output, config, beam_args, overwrite=args.overwrite,
                    font=args.font, word_cloud=not args.no_word_cloud,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (FilterInputError, contract.ShardReadError, contract.ShardSchemaError,
+    except (FilterInputError, contract.ShardReadError, contract.ShardSchemaError, contract.OutputLocked,
             FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"filter: error: {err}", file=sys.stderr)
         return 2
