@@ -98,3 +98,10 @@ def test_setup_cfg_installs_the_data_files():
     config = configparser.ConfigParser()
     config.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
     assert "data/*.txt" in config["options.package_data"]["filters"]
+
+
+def test_a_word_list_that_is_not_utf8_names_the_file_and_line():
+    from filters.wordlists import WordListError, decode_word_list
+
+    with pytest.raises(WordListError, match=r"words\.txt: not UTF-8 text \(line 2"):
+        decode_word_list("赌博\n".encode() + b"\xff\xfe\n", "words.txt")
