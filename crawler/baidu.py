@@ -102,20 +102,25 @@ def _repair_escapes(text: str) -> str:
 #: Bounds of what a result page may be: a real acjson page is about 100 KB and 5 levels deep.
 MAX_PAGE_CHARS = 8 * 1024 * 1024
 MAX_JSON_DEPTH = 64
-_BRACKETS = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_STRUCTURE = re.compile(r'\\.|[\[\]{}"]', re.DOTALL)  # escapes, brackets and quotes
 
 
 def _json_depth_exceeds(text: str, limit: int) -> bool:
     """True when brackets (outside strings) nest deeper than `limit`; one linear scan, so that
     json.loads never recurses into a hostile 200,000-deep body."""
     depth = 0
-    for match in _BRACKETS.finditer(text):
+    in_string = False
+    for match in _JSON_STRUCTURE.finditer(text):
         token = match.group()
-        if token in "[{":
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:  # inside a string, or an escape
+            continue
+        elif token in "[{":
             depth += 1
             if depth > limit:
                 return True
-        elif token in "]}":
+        else:
             depth -= 1
     return False
 
