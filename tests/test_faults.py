@@ -107,21 +107,24 @@ def test_a_crawl_killed_at_any_moment_reruns_to_the_uninterrupted_output(local, 
     make_argv = _queries_argv if mode == "queries" else _url_list_argv
     reference = tmp_path / "reference"
     _run("pipelines.crawl", make_argv(local, reference))
+    killed = []
     for moment in (1, 3, 6):
         run = tmp_path / f"killed-at-{moment}"
         argv = make_argv(local, run)
-        _kill_at("pipelines.crawl", argv, run / "raw", moment)
+        killed.append(_kill_at("pipelines.crawl", argv, run / "raw", moment))
         _run("pipelines.crawl", argv)
         _same_crawl(run / "raw", reference / "raw")
+    assert any(killed), "no kill landed before the crawl's end"
 
 
 def test_crawl_local_killed_and_rerun_keeps_its_urls(tmp_path):
     argv = ["--queries", "8", "--per-query", "4", "--stall", "1", "--chunk-size", "1", "--wave-chunks", "1"]
     reference = tmp_path / "reference" / "raw"
     _run("pipelines.crawl_local", ["--output", str(reference), *argv])
+    killed = []
     for moment in (1, 4):
         output = tmp_path / f"killed-at-{moment}" / "raw"
-        _kill_at("pipelines.crawl_local", ["--output", str(output), *argv], output, moment)
+        killed.append(_kill_at("pipelines.crawl_local", ["--output", str(output), *argv], output, moment))
         _run("pipelines.crawl_local", ["--output", str(output), *argv])
         rows = _rows(output, "raw", ("key", "url", "sha256"))
         urls = [r[1] for r in rows]
@@ -132,6 +135,7 @@ def test_crawl_local_killed_and_rerun_keeps_its_urls(tmp_path):
         paths = sorted((u.split("/img/", 1)[1], s) for _, u, s in rows)
         assert paths == sorted((u.split("/img/", 1)[1], s) for _, u, s in _rows(reference, "raw", ("key", "url", "sha256")))
         _no_temporaries(output)
+    assert any(killed), "no kill landed before the crawl's end"
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,9 +165,11 @@ def test_a_filter_killed_at_any_moment_reruns_to_the_uninterrupted_output(raw_di
     extra = ["--no-word-cloud", "--direct_num_workers", "1"] + (["--dedup-images"] if dedup else [])
     reference = tmp_path / "reference"
     _run("pipelines.filter", ["--input", str(raw_dir), "--output", str(reference), *extra])
+    killed = []
     for moment in (1, 5):
         output = tmp_path / f"killed-at-{moment}"
         argv = ["--input", str(raw_dir), "--output", str(output), *extra]
-        _kill_at("pipelines.filter", argv, output / "clean", moment)
+        killed.append(_kill_at("pipelines.filter", argv, output / "clean", moment))
         _run("pipelines.filter", argv)
         _same_filter(output, reference)
+    assert any(killed), "no kill landed before the filter's end"
