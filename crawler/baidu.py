@@ -22,14 +22,15 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
 
 from crawler.captions import collapse_whitespace, strip_markup
-from crawler.errors import SearchBlocked, SearchResponseError
+from crawler.errors import SearchBlocked, SearchResponseError, UnsafeDestination
 from crawler.http import PROJECT_TOKEN, backoff_delay, read_capped
 from crawler.ratelimit import RateLimiter
+from crawler.safety import AllowList, BadUrl, GuardedResolver, check_destination, split_url
 from filters.contract.flags import flag
 
 BAIDU_BASE_URL = "https://image.baidu.com"
@@ -98,21 +99,74 @@ def _repair_escapes(text: str) -> str:
     return _ESCAPE.sub(lambda m: m.group(0) if m.group(1) in _VALID_ESCAPES else m.group(1), text)
 
 
+#: Bounds of what a result page may be: a real acjson page is about 100 KB and 5 levels deep.
+MAX_PAGE_CHARS = 8 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+_JSON_STRUCTURE = re.compile(r'\\.|[\[\]{}"]', re.DOTALL)  # escapes, brackets and quotes
+
+
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """True when brackets (outside strings) nest deeper than `limit`; one linear scan, so that
+    json.loads never recurses into a hostile 200,000-deep body."""
+    depth = 0
+    in_string = False
+    for match in _JSON_STRUCTURE.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:  # inside a string, or an escape
+            continue
+        elif token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise SearchResponseError(f"JSON constant {name} is not a number")
+
+
 def _load_json(body: str | bytes) -> Any:
+    if len(body) > MAX_PAGE_CHARS:
+        raise SearchResponseError(f"answer of {len(body)} bytes is larger than {MAX_PAGE_CHARS}")
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = text.strip().lstrip("\ufeff")  # a byte-order mark is not part of the JSON
     if not text.startswith(("{", "[")):
         if any(marker in text for marker in _BLOCK_MARKERS):
             raise SearchBlocked(f"captcha/anti-spider page instead of JSON: {text[:80]!r}")
         raise SearchResponseError(f"not JSON (starts with {text[:40]!r})")
+    if _json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise SearchResponseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, strict=False)
+        return _decode(text)
     except json.JSONDecodeError:
         pass
     try:
-        return json.loads(_repair_escapes(text), strict=False)
-    except json.JSONDecodeError as err:
-        raise SearchResponseError(f"malformed JSON: {err}") from err
+        return _decode(_repair_escapes(text))
+    except (json.JSONDecodeError, ValueError, RecursionError) as err:
+        # ValueError: an integer of more digits than Python converts; RecursionError: a
+        # nesting the depth scan could not see.
+        raise SearchResponseError(f"malformed JSON: {type(err).__name__}: {err}"[:300]) from err
+
+
+def _decode(text: str) -> Any:
+    """json.loads with NaN/Infinity refused and numbers out of float range (1e400) as errors."""
+    try:
+        return json.loads(text, strict=False, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as err:
+        raise SearchResponseError(f"malformed JSON: {type(err).__name__}: {err}"[:300]) from err
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise SearchResponseError(f"number {literal[:40]} is out of range")
+    return value
 
 
 def parse_acjson(body: str | bytes, query: str | None = None, start_rank: int = 0) -> list[SearchHit]:
@@ -212,11 +266,16 @@ def _caption(entry: Mapping[str, Any]) -> str:
     return collapse_whitespace(strip_markup(title))
 
 
+#: A claimed width or height above this is not a size (0: the engine does not say).
+_MAX_CLAIMED_SIDE = 1_000_000
+
+
 def _int(value: Any) -> int:
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return number if 0 <= number <= _MAX_CLAIMED_SIDE else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +333,11 @@ class SearchConfig:
     backoff_s: float = dataclasses.field(default=30.0, metadata=flag(
         "first wait in s after a blocked answer, doubled each retry, with jitter", name="--search-backoff"))
     backoff_max_s: float = 600.0
-    timeout_s: float = 20.0
+    timeout_s: float = dataclasses.field(default=20.0, metadata=flag(
+        "seconds one search page request may take", name="--search-timeout"))
+    query_timeout_s: float = dataclasses.field(default=300.0, metadata=flag(
+        "seconds one query may take in all (pages, retries, backoff); then it is a search_error",
+        name="--search-query-timeout"))
     max_body_bytes: int = 8 * 1024 * 1024
     user_agent: str = f"{BROWSER_USER_AGENT} {PROJECT_TOKEN}"
     warm_up: bool = True  # GET the home page first so the session carries Baidu's cookies
@@ -292,8 +355,8 @@ class SearchConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
-        if self.timeout_s <= 0 or self.max_body_bytes <= 0:
-            raise ValueError("timeout_s and max_body_bytes must be positive")
+        if self.timeout_s <= 0 or self.query_timeout_s <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("timeout_s, query_timeout_s and max_body_bytes must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,6 +375,16 @@ class _Transient(Exception):
     """A page request that may succeed when repeated (timeout, reset, 5xx, 429)."""
 
 
+_MAX_WARM_UP_REDIRECTS = 5
+
+
+def engine_allow_list(base_url: str) -> AllowList:
+    """The search engine the user named (host and port of `base_url`) is the one non-public
+    destination a search session may reach: the local engine of the tests and the demo."""
+    _, host, port = split_url(base_url)
+    return AllowList(frozenset({(host.strip("[]"), port)}))
+
+
 class SearchClient:
     """Searches queries on a Baidu-format engine through one aiohttp session (built by the
     caller inside its event loop). One instance per worker: its rate limiter is per worker."""
@@ -322,38 +395,62 @@ class SearchClient:
         self.limiter = RateLimiter(config.requests_per_second)
         self._rng = random.Random(seed)
         self._warmed = False
+        self.allow = engine_allow_list(config.base_url)
 
     async def warm_up(self) -> None:
         """GET the home page once so that the session has the engine's cookies. Failure is not
-        fatal (the first page request will tell)."""
+        fatal (the first page request will tell). Redirects are followed by hand, and every hop
+        passes the destination guard (crawler.safety): only the engine itself (host and port of
+        `base_url`) and public addresses may be reached."""
         self._warmed = True
         if not self.config.warm_up:
             return
+        current = self.config.base_url.rstrip("/") + "/"
         try:
-            await self.limiter.acquire()
-            async with self.session.get(self.config.base_url.rstrip("/") + "/",
-                                        headers=search_headers(self.config.user_agent, self.config.base_url),
-                                        timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
-                await read_capped(resp.content, self.config.max_body_bytes)
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+            for _ in range(_MAX_WARM_UP_REDIRECTS + 1):
+                check_destination(current, self.allow)
+                await self.limiter.acquire()
+                async with self.session.get(current, allow_redirects=False,
+                                            headers=search_headers(self.config.user_agent, self.config.base_url),
+                                            timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                        current = urljoin(current, resp.headers["Location"])
+                        continue
+                    await read_capped(resp.content, self.config.max_body_bytes)
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError, BadUrl, UnsafeDestination):
             pass
 
     async def search(self, query: str) -> QueryResult:
-        """Page through `query` by `pn` until max_results, or until a page brings no new URL."""
+        """Page through `query` by `pn` until max_results, or until a page brings no new URL.
+
+        The whole query, warm-up, pages, retries and backoff included, is bounded by
+        `query_timeout_s`: a stalled engine costs that much per query at most, and the query is
+        then a search_error (with the hits of the pages it got)."""
+        hits: list[SearchHit] = []
+        progress = {"pages": 0, "pn": 0}
+        try:
+            return await asyncio.wait_for(self._search(query, hits, progress), self.config.query_timeout_s)
+        except asyncio.TimeoutError:
+            return QueryResult(query, QUERY_ERROR, tuple(hits), progress["pages"],
+                               f"pn={progress['pn']}: query took more than {self.config.query_timeout_s} s")
+
+    async def _search(self, query: str, hits: list[SearchHit], progress: dict[str, int]) -> QueryResult:
         if not self._warmed:
             await self.warm_up()
         cfg = self.config
-        hits: list[SearchHit] = []
         seen: set[str] = set()
         pages = 0
         for pn in range(0, cfg.max_results, cfg.page_size):
+            progress["pn"] = pn
             try:
                 page = await self._page_with_retries(query, pn)
             except SearchBlocked as err:
                 return QueryResult(query, QUERY_BLOCKED, tuple(hits), pages, f"blocked at pn={pn}: {err}")
             except (SearchResponseError, _Transient) as err:
-                return QueryResult(query, QUERY_ERROR, tuple(hits), pages, f"pn={pn}: {err}")
+                return QueryResult(query, QUERY_ERROR, tuple(hits), pages, f"pn={pn}: {err}"[:500])
             pages += 1
+            progress["pages"] = pages
             new = [h for h in page if h.url not in seen]
             if not new:
                 break
@@ -383,6 +480,7 @@ class SearchClient:
         cfg = self.config
         await self.limiter.acquire()
         url = acjson_url(cfg.base_url, query, pn, cfg.page_size)
+        check_destination(url, self.allow)
         try:
             async with self.session.get(url, headers=search_headers(cfg.user_agent, cfg.base_url),
                                         allow_redirects=False,
@@ -404,18 +502,21 @@ class SearchClient:
         return parse_acjson(body, query=query, start_rank=pn)
 
 
-def new_search_session() -> aiohttp.ClientSession:
-    """A session for a SearchClient; call inside the event loop that will use it. Its cookie
-    jar also keeps cookies of IP-address hosts (aiohttp drops them by default), so the warm-up
-    works against a local engine on 127.0.0.1 exactly as against Baidu."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+def new_search_session(base_url: str = BAIDU_BASE_URL) -> aiohttp.ClientSession:
+    """A session for a SearchClient of the engine at `base_url`; call inside the event loop that
+    will use it. Its resolver refuses host names that resolve to non-public addresses (except
+    the engine's own host and port), and its cookie jar also keeps cookies of IP-address hosts
+    (aiohttp drops them by default), so the warm-up works against a local engine on 127.0.0.1
+    exactly as against Baidu."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(engine_allow_list(base_url)))
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 def search_many_sync(queries: Sequence[str], config: SearchConfig) -> list[QueryResult]:
     """Search queries one after another in a private event loop (for scripts and tests)."""
 
     async def run() -> list[QueryResult]:
-        async with new_search_session() as session:
+        async with new_search_session(config.base_url) as session:
             client = SearchClient(session, config)
             return [await client.search(q) for q in queries]
 

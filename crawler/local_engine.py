@@ -44,7 +44,9 @@ BEHAVIOURS = (
     "robots",           # served under /img/private/, which robots.txt disallows
 )
 #: Special answers of /search/acjson for a query.
-SEARCH_MODES = ("normal", "blocked", "blocked_first", "captcha_redirect", "html", "malformed")
+SEARCH_MODES = ("normal", "blocked", "blocked_first", "captcha_redirect", "html", "malformed",
+                "stall",  # sleeps `stall_s` before answering (a stalled engine)
+                "raw")    # answers the query's body from `raw_bodies` as is (hostile answers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Catalog:
     search_modes: Mapping[str, str] = dataclasses.field(default_factory=dict)
     hidden: Sequence[CatalogEntry] = ()  # served (redirect targets) but never a search result
     blocked_first: int = 1
+    raw_bodies: Mapping[str, str] = dataclasses.field(default_factory=dict)
     slow_s: float = 0.2
     stall_s: float = 30.0
     large_bytes: int = 4 * 1024 * 1024
@@ -151,6 +154,10 @@ class _Engine:
             raise web.HTTPFound("https://wappass.baidu.com/static/captcha/tuxing.html?ak=local")
         if mode == "html":
             return web.Response(text="<!DOCTYPE html><html><body>百度图片</body></html>", content_type="text/html")
+        if mode == "stall":
+            await asyncio.sleep(self.catalog.stall_s)
+        if mode == "raw":
+            return web.Response(text=self.catalog.raw_bodies[query], content_type="application/json")
         if mode == "malformed":
             return web.Response(text='{"queryEnc":"x","data":[{"objURL": "ippr', content_type="application/json")
         base = f"{request.scheme}://{request.host}"

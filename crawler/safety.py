@@ -83,17 +83,64 @@ def split_url(url: str) -> tuple[str, str, int]:
     host = (parts.hostname or "").lower()
     if not host:
         raise BadUrl("URL has no host")
+    if not _ip_literal(host):
+        _check_labels(host)
     return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
 
 
+_CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")  # cloud metadata at 100.100.100.200
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped (::ffff:a.b.c.d), compatible
+    (::a.b.c.d), 6to4 (2002:a.b.c.d::) and Teredo (the server and the client)."""
+    embedded = []
+    if ip.ipv4_mapped is not None:
+        embedded.append(ip.ipv4_mapped)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are judged as themselves
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:
+        embedded.extend(ip.teredo)
+    return embedded
+
+
 def is_public_address(address: str) -> bool:
-    """False for loopback, private, link-local, multicast, reserved and unspecified addresses
-    (IPv4-mapped IPv6 addresses are judged by their IPv4 address)."""
+    """True only for a globally routable address (`ipaddress`'s is_global): loopback, private,
+    link-local, multicast, reserved, unspecified, documentation, benchmarking and shared
+    carrier-grade NAT (100.64.0.0/10, where cloud metadata lives) are not. An IPv6 address that
+    embeds an IPv4 one (mapped, compatible, 6to4, Teredo) is public only when every IPv4
+    address it carries is."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified)
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded:
+            return all(is_public_address(str(v4)) for v4 in embedded)
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CARRIER_GRADE_NAT:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def _check_labels(host: str) -> None:
+    """A DNS name whose labels are not 1..63 bytes (as IDNA writes them) cannot be resolved."""
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    total = 0
+    for label in labels:
+        if not label:
+            raise BadUrl(f"host {host[:80]!r} has an empty DNS label")
+        if len(label) > 63:
+            raise BadUrl(f"host {host[:80]!r} has a DNS label longer than 63 bytes")
+        try:
+            size = len(label.encode("idna"))
+        except UnicodeError as err:
+            raise BadUrl(f"host {host[:80]!r} has a label IDNA cannot encode: {err}") from err
+        if size > 63:
+            raise BadUrl(f"host {host[:80]!r} has a DNS label of {size} bytes (1..63 allowed)")
+        total += size + 1
+    if total > 254:
+        raise BadUrl(f"host name longer than 253 bytes: {host[:80]!r}")
 
 
 def _ip_literal(host: str) -> bool:

@@ -29,12 +29,13 @@ The precision and recall on tests/filters/data/name_captions.tsv are in the READ
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import ahocorasick
 import rjieba
@@ -248,6 +249,22 @@ def _name_ratios(freq: dict[str, int]) -> dict[str, float]:
     return ratios
 
 
+class _Spans:
+    """(start, end) spans sorted by start, with the spans overlapping a range found by bisection:
+    the non-person entries of a long caption are many, the ones near a candidate few."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        self.spans = sorted(spans)
+        self.starts = [start for start, _ in self.spans]
+        self.longest = max((end - start for start, end in self.spans), default=0)
+
+    def overlapping(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        first = bisect.bisect_right(self.starts, start - self.longest)
+        for b_start, b_end in self.spans[first:bisect.bisect_left(self.starts, end)]:
+            if b_end > start:
+                yield b_start, b_end
+
+
 class PersonNameMasker:
     """Find person names in a caption and replace them with `<人名>`.
 
@@ -296,21 +313,28 @@ class PersonNameMasker:
         if not text or not HAN_RE.search(text):
             return []
         known, blocked = self._list_matches(text)
-        blocked = blocked + self._book_titles(text)
+        titles = self._book_titles(text)
+        if titles:
+            blocked = _Spans(blocked.spans + titles)
+        # One flag per character taken: checking a span costs its length, not the number of
+        # spans taken so far (a caption of repeated names must stay linear).
+        occupied = bytearray(len(text))
         taken: list[tuple[int, int]] = []
 
-        def free(start: int, end: int) -> bool:
-            return all(end <= s or start >= e for s, e in taken)
+        def take(start: int, end: int) -> None:
+            if not any(occupied[start:end]):
+                occupied[start:end] = b"\x01" * (end - start)
+                taken.append((start, end))
 
         # A dotted transliteration (科比·布莱恩特) wins over a short list entry inside it (科比).
         for start, end in self._dotted_names(text) + self._minority_names(text) + known:
-            if free(start, end) and not self._is_blocked(start, end, blocked):
-                taken.append((start, end))
+            if not self._is_blocked(start, end, blocked):
+                take(start, end)
         boundaries = self._token_boundaries(text, tokens)
         for score, start, end in sorted(self._pattern_candidates(text, boundaries, blocked),
                                         key=lambda c: (-c[0], -(c[2] - c[1]), c[1])):
-            if score >= self.config.threshold and free(start, end):
-                taken.append((start, end))
+            if score >= self.config.threshold:
+                take(start, end)
         return sorted(taken)
 
     def mask(self, text: str, tokens: Sequence[str] | None = None) -> str:
@@ -329,24 +353,22 @@ class PersonNameMasker:
     # Layers
     # ---------------------------------------------------------------------------------------
 
-    def _list_matches(self, text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def _list_matches(self, text: str) -> tuple[list[tuple[int, int]], "_Spans"]:
         known, blocked = [], []
         if not len(self._lists):
-            return known, blocked
+            return known, _Spans(blocked)
         for end, (is_person, entry) in self._lists.iter(text):
             span = (end - len(entry) + 1, end + 1)
             (known if is_person else blocked).append(span)
         # Longest known names first, so 泰勒·斯威夫特 wins over 泰勒.
         known.sort(key=lambda s: (-(s[1] - s[0]), s[0]))
-        return known, blocked
+        return known, _Spans(blocked)
 
     @staticmethod
-    def _is_blocked(start: int, end: int, blocked: list[tuple[int, int]]) -> bool:
+    def _is_blocked(start: int, end: int, blocked: "_Spans") -> bool:
         """A candidate is blocked when a non-person entry covers it or sticks out of it (张家界
         blocks 张家); an entry wholly inside a longer candidate (王国 in 王国华) does not."""
-        for b_start, b_end in blocked:
-            if b_end <= start or b_start >= end:
-                continue
+        for b_start, b_end in blocked.overlapping(start, end):
             if not (start <= b_start and b_end <= end and (b_end - b_start) < (end - start)):
                 return True
         return False
@@ -406,8 +428,9 @@ class PersonNameMasker:
         return boundaries
 
     def _pattern_candidates(self, text: str, boundaries: set[int],
-                            blocked: list[tuple[int, int]]) -> list[tuple[float, int, int]]:
+                            blocked: "_Spans") -> list[tuple[float, int, int]]:
         candidates = []
+        commerce = self._commerce.search(text) is not None  # once per caption, not per candidate
         n = len(text)
         single, compound = self.single_surnames, self.compound_surnames
         for i, char in enumerate(text):
@@ -427,10 +450,11 @@ class PersonNameMasker:
                         continue
                     if self._is_blocked(i, end, blocked):
                         continue
-                    candidates.append((self._score(text, i, end, s_len, boundaries), i, end))
+                    candidates.append((self._score(text, i, end, s_len, boundaries, commerce), i, end))
         return candidates
 
-    def _score(self, text: str, start: int, end: int, s_len: int, boundaries: set[int]) -> float:
+    def _score(self, text: str, start: int, end: int, s_len: int, boundaries: set[int],
+               commerce: bool) -> float:
         cfg, lex = self.config, self._lexicon
         span, given = text[start:end], text[start + s_len:end]
         score = 0.0
@@ -440,7 +464,7 @@ class PersonNameMasker:
         cue_after = self._cue_after(text, end)
         if cue_after:
             score += cfg.cue_after
-        elif not title_before and self._commerce.search(text):
+        elif not title_before and commerce:
             score += cfg.commerce_uncued
         if not title_before and (text[start - 1:start] in _CUES_BEFORE_SET
                                  or text[max(0, start - 2):start] in _CUES_BEFORE_SET):

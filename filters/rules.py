@@ -30,6 +30,7 @@ from filters.text import (
     has_chinese_word_count,
     is_frequent,
     is_meaningless_caption,
+    is_too_long,
     normalise_caption,
     segment,
 )
@@ -106,7 +107,9 @@ def image_corrupt(pair: Pair, rules: "RuleSet") -> bool:
 
 
 def wrong_length(pair: Pair, rules: "RuleSet") -> bool:
-    return not has_chinese_word_count(pair.caption.chinese_words, rules.text)
+    # The character bound first: an over-long caption is never segmented.
+    return is_too_long(pair.caption.text, rules.text) or not has_chinese_word_count(pair.caption.chinese_words,
+                                                                                     rules.text)
 
 
 def meaningless(pair: Pair, rules: "RuleSet") -> bool:

@@ -30,13 +30,16 @@ _WHITESPACE_RE = re.compile(r"\s+")
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
     """The paper's text thresholds: keep 1..31 Chinese words; drop a caption seen more than 10
-    times in the corpus."""
+    times in the corpus. Ours: drop a caption of more than 512 characters (after normalisation)
+    as `text_length` before it is segmented; see `check_length`."""
 
     min_chinese_words: int = 1
     max_chinese_words: int = dataclasses.field(default=31, metadata=flag(
         "keep captions with at most this many Chinese words"))
     max_occurrences: int = dataclasses.field(default=10, metadata=flag(
         "drop captions seen more often than this in the corpus"))
+    max_caption_chars: int = dataclasses.field(default=512, metadata=flag(
+        "drop captions longer than this many characters (normalised) as text_length"))
 
     def __post_init__(self) -> None:
         if self.min_chinese_words < 0:
@@ -44,6 +47,8 @@ class TextConfig:
         if self.max_chinese_words < self.min_chinese_words:
             raise ValueError(f"max_chinese_words ({self.max_chinese_words}) is below "
                              f"min_chinese_words ({self.min_chinese_words})")
+        if self.max_caption_chars < 1:
+            raise ValueError(f"max_caption_chars must be >= 1, got {self.max_caption_chars}")
         if self.max_occurrences < 1:
             raise ValueError(f"max_occurrences must be >= 1, got {self.max_occurrences}")
 
@@ -104,10 +109,21 @@ def has_chinese_word_count(n: int, config: TextConfig = TextConfig()) -> bool:
     return config.min_chinese_words <= n <= config.max_chinese_words
 
 
+def is_too_long(text: str, config: TextConfig = TextConfig()) -> bool:
+    """More characters than `max_caption_chars` (512). A page title is rarely over 100
+    characters and 31 Chinese words are rarely over 150, so a longer "caption" is a page's body,
+    a keyword list or an attack; it is dropped, not cut (a cut caption would be a caption nobody
+    wrote), and before segmentation, so that no later rule ever sees an unbounded text."""
+    return len(text) > config.max_caption_chars
+
+
 def check_length(text: str, config: TextConfig = TextConfig(),
                  cut: Callable[[str], Iterable[str]] = segment) -> str | None:
-    """Rule 1: DropReason.TEXT_LENGTH unless the caption has min..max Chinese words."""
-    return None if has_chinese_word_count(count_chinese_words(text, cut), config) else DropReason.TEXT_LENGTH
+    """Rule 1: DropReason.TEXT_LENGTH when the (normalised) caption is longer than
+    `max_caption_chars` characters, or has not min..max Chinese words."""
+    if is_too_long(text, config) or not has_chinese_word_count(count_chinese_words(text, cut), config):
+        return DropReason.TEXT_LENGTH
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +145,13 @@ _HASH_RE = re.compile(r"\b[0-9a-f]{16,}\b|\b[0-9A-F]{16,}\b|\b[A-Za-z0-9+/_-]{24
 _CAMERA_RE = re.compile(r"\b(?:IMG|DSC[NF]?|DCIM|PIC|PXL|MVIMG|VID|Screenshot|SAM|P)[_-]?\d[\d_-]*\b",
                         re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")
+# The URL, file and hash patterns start a match at every character of a run of printable ASCII
+# and may scan to the run's end, so their cost grows with the square of the longest run (a Han
+# character and then `a.` 50,000 times took minutes). No person writes a word of more than
+# _LONGEST_ASCII_WORD characters without a space; such a run is removed first, like a URL, and
+# every run the patterns then see is short, which keeps the rule linear in the caption's length.
+_LONGEST_ASCII_WORD = 200
+_LONG_ASCII_RUN_RE = re.compile(f"[!-~]{{{_LONGEST_ASCII_WORD + 1},}}")
 _ASCII_ALNUM_RE = re.compile(r"[A-Za-z0-9]")
 # Phrases that describe nothing: page furniture and the words of default file names. A caption
 # made only of these (plus numbers, punctuation, URLs, file names and hashes) was not written by
@@ -153,7 +176,9 @@ def is_meaningless_caption(text: str) -> bool:
     `查看源网页` or `未命名-1` with nothing else.
 
     The test: strip URLs, file names, hashes, camera names, numbers and boilerplate phrases;
-    the caption is meaningless when no Han character or word of letters is left.
+    the caption is meaningless when no Han character or word of letters is left. A run of more
+    than 200 printable ASCII characters without a space counts as such debris too (it keeps the
+    test linear in the caption's length; see _LONG_ASCII_RUN_RE).
     """
     text = text.strip()
     if not text:
@@ -162,6 +187,7 @@ def is_meaningless_caption(text: str) -> bool:
         return True
     rest = text
     if _ASCII_ALNUM_RE.search(text):  # URLs, file names, hashes and camera names need ASCII
+        rest = _LONG_ASCII_RUN_RE.sub(" ", rest)
         rest = _URL_RE.sub(" ", rest)
         rest = _FILE_TOKEN_RE.sub(" ", rest)
         rest = _HASH_RE.sub(" ", rest)

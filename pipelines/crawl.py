@@ -38,7 +38,7 @@ import aiohttp
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from crawler.baidu import QUERY_BLOCKED, QueryResult, SearchClient, SearchConfig, new_search_session
+from crawler.baidu import QUERY_BLOCKED, QUERY_ERROR, QueryResult, SearchClient, SearchConfig, new_search_session
 from crawler.download import RESIZE_MODES, DownloadConfig, Downloader, DownloadResult, ResizeConfig
 from crawler.errors import QueryFileError
 from filters import contract
@@ -152,7 +152,7 @@ class SearchChunkFn(_EventLoopDoFn):
             await self._session.close()
 
     async def _open(self) -> None:
-        self._session = new_search_session()
+        self._session = new_search_session(self.config.search.base_url)
         self._client = SearchClient(self._session, self.config.search)
 
     async def _search_all(self, queries: Sequence[str]) -> list[QueryResult]:
@@ -477,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-blocked", action="store_true",
                         help="crawl again the finished chunks that have blocked queries (their shards are "
                              "replaced; their URLs stay theirs)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="crawl again the finished chunks that have queries that failed (search_error: "
+                             "timeouts, malformed answers); their shards are replaced, their URLs stay theirs")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="queries (default 100) or URL rows (default 10000) per chunk/shard")
     parser.add_argument("--wave-chunks", type=int, default=16,
@@ -547,19 +550,36 @@ def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
         raise ValueError("--wave-chunks must be positive")
     chunks = plan_chunks(args)
     contract.makedirs(config.output)
+    with contract.hold_output_lock(config.output, "crawl"):
+        return _run_locked(args, config, chunks, beam_args)
+
+
+def _chunks_with_queries(output: str, chunks: Sequence[Chunk], status: str) -> list[Chunk]:
+    """The finished chunks among `chunks` that recorded a query with `status`."""
+    return [c for c in chunks if any(r["status"] == status for r in read_stats(output, c.name)["query_results"])]
+
+
+def _run_locked(args: argparse.Namespace, config: CrawlConfig, chunks: Sequence[Chunk],
+                beam_args: Sequence[str]) -> CrawlOutcome:
     removed = (contract.remove_stale_temporaries(config.output)
                + contract.remove_stale_temporaries(contract.join(config.output, STATS_DIR)))
     finished_names = {path.rpartition("/")[2] for path in contract.list_shards(config.output)}
     pending = [c for c in chunks if c.name + contract.SHARD_SUFFIX not in finished_names]
-    retried = []
-    if args.retry_blocked:
-        pending_names = {c.name for c in pending}
-        retried = [c for c in chunks
-                   if c.name not in pending_names and read_stats(config.output, c.name)["blocked_queries"]]
-        pending = sorted(pending + retried, key=lambda c: c.index)
+    pending_names = {c.name for c in pending}
+    finished = [c for c in chunks if c.name not in pending_names]
+    blocked = _chunks_with_queries(config.output, finished, QUERY_BLOCKED)
+    failed = _chunks_with_queries(config.output, finished, QUERY_ERROR)
+    retried = sorted({c.name: c for c in (blocked if args.retry_blocked else []) + (failed if args.retry_failed else [])}
+                     .values(), key=lambda c: c.index)
+    pending = sorted(pending + retried, key=lambda c: c.index)
     _progress(f"{len(chunks)} chunks, {len(chunks) - len(pending)} already done, {len(pending)} to crawl"
-              + (f" ({len(retried)} again, for their blocked queries)" if retried else "")
+              + (f" ({len(retried)} again, for their blocked or failed queries)" if retried else "")
               + (f"; removed {removed} stale temporaries" if removed else ""))
+    for left, what, option in ((blocked, "blocked", "--retry-blocked"), (failed, "search_error", "--retry-failed")):
+        if left and not getattr(args, option[2:].replace("-", "_")):
+            queries = sum(read_stats(config.output, c.name)["queries"].get(what, 0) for c in left)
+            _progress(f"left as they are: {queries} {what} queries in {len(left)} finished chunks "
+                      f"(add {option} to search them again)")
     counters: Counter[str] = Counter()
     waves = [pending[i:i + args.wave_chunks] for i in range(0, len(pending), args.wave_chunks)]
     for number, wave in enumerate(waves, 1):
@@ -578,7 +598,7 @@ def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(argv)
-    except (CrawlInputError, QueryFileError, ValueError) as err:
+    except (CrawlInputError, QueryFileError, ValueError, contract.OutputLocked) as err:
         print(f"python -m pipelines.crawl: error: {err}", file=sys.stderr)
         return 2
     return 0

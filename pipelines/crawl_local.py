@@ -11,6 +11,7 @@ to `pipelines.crawl` (and from there to Beam), and override the defaults given h
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,9 @@ from crawler.local_engine import LocalEngine
 from filters import contract
 from pipelines import crawl
 from pipelines.local_catalog import build_catalog
+
+#: Where crawl_local keeps the engine's port, so that a rerun binds the same one.
+PORT_FILE = ".local_engine_port"
 
 #: Flags for a local engine: no politeness needed towards ourselves, and quick timeouts.
 LOCAL_DEFAULTS = ("--search-rate", "0", "--search-backoff", "0.2", "--read-timeout", "0.8", "--total-timeout", "2",
@@ -49,9 +53,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     queries_file = contract.join(args.output, "..", "local_queries.txt")
     with open(queries_file, "w", encoding="utf-8") as handle:
         handle.write("\n".join(local.queries) + "\n")
-    with LocalEngine(local.catalog) as engine:
+    engine = start_engine_on_saved_port(local.catalog, args.output)
+    try:
         print(f"[crawl] local engine at {engine.base_url}", file=sys.stderr, flush=True)
         return crawl.main(local_crawl_argv(engine.base_url, engine.allow_host, queries_file, args.output, extra))
+    finally:
+        engine.stop()
+
+
+def start_engine_on_saved_port(catalog, output: str, log=None) -> LocalEngine:
+    """The local engine, bound to the port an earlier run on `output` used (OUTPUT/PORT_FILE).
+
+    The image URLs name the port, and URLs decide what is already crawled: a rerun after a kill
+    on a new port would give the finished shards' images new URLs and crawl them again. When the
+    saved port is taken, the engine binds a new one and says what that costs."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    port_file = os.path.join(output, PORT_FILE)
+    saved = 0
+    if os.path.exists(port_file):
+        with open(port_file, encoding="utf-8") as handle:
+            text = handle.read().strip()
+        saved = int(text) if text.isdigit() and 0 < int(text) < 65536 else 0
+    try:
+        engine = LocalEngine(catalog, port=saved).start()
+    except OSError as err:
+        engine = LocalEngine(catalog).start()
+        log(f"[crawl] warning: port {saved} of the earlier run is taken ({err.strerror or err}); the engine is "
+            f"on port {engine.port}, so image URLs differ from the finished shards' and their pairs may be "
+            f"crawled again")
+    if engine.port != saved:
+        contract.write_bytes(port_file, f"{engine.port}\n".encode())
+    return engine
 
 
 if __name__ == "__main__":

@@ -153,6 +153,18 @@ def sha_projection(record: Mapping[str, Any]) -> tuple[str, tuple[Position, None
     return record["sha256"], (position(record), None)
 
 
+def finished_kept_images(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[Position, None]]]:
+    """(sha256, ((shard, row), None)) of the pairs a shard finished in an earlier run kept, read
+    from its clean shard's sha256 column alone (no image bytes). The row is the clean shard's:
+    a finished shard holds one copy of an image at most, so only the shard's place in the
+    corpus order matters when its copy meets one of a pending shard."""
+    index, clean_path = shard
+    for row, sha in enumerate(contract.read_shard(clean_path, contract.CLEAN_SCHEMA, columns=["sha256"])
+                              .column("sha256").to_pylist()):
+        if sha:
+            yield sha, ((index, row), None)
+
+
 class _ShardRules(beam.DoFn):
     """Base of the DoFns that run the paper's rules over one raw shard at a time.
 
@@ -439,10 +451,18 @@ def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: 
     if config.dedup_images:
         # Exact image de-duplication applies among kept pairs, so the paper's rules run once over
         # the pending shards for a bytes-free (sha256, position) projection, then again below.
-        # Only pending shards: a shard done in an earlier run keeps its verdicts.
+        # A shard done in an earlier run keeps its verdicts, and its kept images still count:
+        # they come from its clean shard's sha256 column, so that a copy in a pending shard after
+        # it is dropped exactly as in an uninterrupted run.
+        finished = [(i, contract.join(output, CLEAN_DIR, names[i])) for i in range(len(shard_paths))
+                    if i not in pending_set]
+        kept_before = (pipeline
+                       | "FinishedCleanShards" >> beam.Create(finished)
+                       | "FinishedKeptImages" >> beam.FlatMap(finished_kept_images))
+        kept_now = todo | "KeptImages" >> beam.ParDo(KeptImages(config), **side_inputs)
         side_inputs["duplicate_image_winners"] = AsDict(
-            todo
-            | "KeptImages" >> beam.ParDo(KeptImages(config), **side_inputs)
+            (kept_now, kept_before)
+            | "AllKeptImages" >> beam.Flatten()
             | "FirstPerImage" >> beam.CombinePerKey(FirstOccurrence())
             | "DuplicatedImages" >> beam.FlatMap(duplicated_winner))
     written = todo | "FilterShards" >> beam.ParDo(FilterShard(config, output, names), **side_inputs)
@@ -457,6 +477,12 @@ def run_filter(input_dir: str, output: str, config: FilterConfig = FilterConfig(
     shard_paths = contract.list_shards(input_dir)
     if not shard_paths:
         raise FilterInputError(f"no raw shards (*.parquet) in {input_dir}")
+    with contract.hold_output_lock(output, "filter"):
+        return _run_filter_locked(shard_paths, output, config, beam_args, overwrite, font, word_cloud, log)
+
+
+def _run_filter_locked(shard_paths: Sequence[str], output: str, config: FilterConfig, beam_args: Sequence[str],
+                       overwrite: bool, font: str | None, word_cloud: bool, log) -> dict:
     fingerprint = input_fingerprint(shard_paths, config)
     input_count = sum(rows for _, _, rows in fingerprint["shards"])
     prepare_output(output, fingerprint, overwrite)
@@ -528,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_filter(args.input, args.output, config, beam_args, overwrite=args.overwrite,
                    font=args.font, word_cloud=not args.no_word_cloud,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (FilterInputError, contract.ShardReadError, contract.ShardSchemaError,
+    except (FilterInputError, contract.ShardReadError, contract.ShardSchemaError, contract.OutputLocked,
             FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"filter: error: {err}", file=sys.stderr)
         return 2

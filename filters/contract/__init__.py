@@ -54,6 +54,8 @@ from filters.contract.shards import (
                                       shard_name,
                                       write_shard,
 )
+from filters.contract import lock
+from filters.contract.lock import OutputLocked, hold_output_lock
 from filters.contract.storage import (
                                       AtomicFile,
                                       atomic_output,
@@ -71,7 +73,7 @@ from filters.contract.urls import normalise_url, url_key
 from filters.contract.vocabulary import NAME_MASK, STAGES, DownloadStatus, DropReason, Stage, stages
 
 __all__ = [
-    "AtomicFile", "BEST_CHECKPOINT", "CHECKPOINT_DIR", "CLEAN_COLUMNS", "CLEAN_DIR", "CLEAN_SCHEMA",
+    "AtomicFile", "BEST_CHECKPOINT", "OutputLocked", "hold_output_lock", "CHECKPOINT_DIR", "CLEAN_COLUMNS", "CLEAN_DIR", "CLEAN_SCHEMA",
     "DownloadStatus", "DropReason", "FUNNEL_FILE", "NAME_MASK", "RAW_COLUMNS", "RAW_SCHEMA",
     "REJECT_COLUMNS", "REJECT_DIR", "REJECT_SCHEMA", "SCHEMAS", "SHARD_SUFFIX", "SPLIT_MANIFEST_FILE",
     "SPLIT_SIDES", "STAGES", "STATS_FILE", "ShardReadError", "ShardSchemaError", "ShardWriter", "Stage",

@@ -15,9 +15,13 @@ from collections.abc import Iterator
 
 from PIL import Image
 
-#: The most pixels an image may have, checked on the header before any pixel is decoded. Pillow's
-#: own guard errors at twice its default of 89M pixels; this is its error level, without a warning.
-MAX_PIXELS = 179_000_000
+#: The most pixels an image may have, checked on the header before any pixel is decoded.
+#: 2**25 (about 33.5M: 8192x4096, 5792x5792, a 24-megapixel photo with room to spare) decodes
+#: into 96 MiB as RGB; a decoder working in a 4-byte mode (RGBA, CMYK) plus the RGB copy peaks at
+#: 7 bytes a pixel, 224 MiB, which a training worker can hold several of. Pillow's own guard
+#: (error at 179M pixels) would let a 20 KB 13000x13000 PNG through and cost 1.4 GB to decode.
+#: Training is resized to a few hundred pixels a side, so nothing larger is worth its memory.
+MAX_PIXELS = 2**25
 
 
 class NotAnImage(ValueError):
@@ -39,7 +43,11 @@ class ImageHeader:
     format: str  # Pillow's format name: JPEG, PNG, WEBP, GIF, ...
 
 
-def _check_size(width: int, height: int) -> None:
+def _check_size(width: object, height: object) -> None:
+    """Refuse a size that is not two positive integers (a hostile IM header declares 4.5x4)
+    and one over MAX_PIXELS."""
+    if not (isinstance(width, int) and isinstance(height, int)):
+        raise NotAnImage(f"header declares a size that is not whole pixels: {width!r}x{height!r}")
     if width <= 0 or height <= 0:
         raise NotAnImage(f"header declares size {width}x{height}")
     if width * height > MAX_PIXELS:
@@ -70,8 +78,8 @@ def read_header(data: bytes) -> ImageHeader:
         raise DecompressionBomb(str(err)) from err
     except Exception as err:  # noqa: BLE001 - any decoder failure on a header means "not an image"
         raise NotAnImage(f"{type(err).__name__}: {err}") from err
-    _check_size(int(width), int(height))
-    return ImageHeader(int(width), int(height), fmt)
+    _check_size(width, height)
+    return ImageHeader(width, height, fmt)
 
 
 def decode_image(data: bytes | None, *, verify_only: bool = False) -> Image.Image:
@@ -91,7 +99,7 @@ def decode_image(data: bytes | None, *, verify_only: bool = False) -> Image.Imag
     try:
         with _opened(data) as image:
             width, height = image.size
-            _check_size(int(width), int(height))
+            _check_size(width, height)
             if verify_only and image.format == "JPEG":
                 image.draft(image.mode if image.mode in ("RGB", "L") else "RGB",
                             (max(1, width // 8), max(1, height // 8)))

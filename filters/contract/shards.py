@@ -169,6 +169,19 @@ def read_shard(uri: str, schema: pa.Schema, columns: Sequence[str] | None = None
         raise ShardReadError(f"{uri}: truncated or corrupt Parquet data ({err})") from err
 
 
+def _check_text(table: pa.Table, uri: str, group: int) -> None:
+    """Raise ShardReadError naming the file, row group and column when a string column holds
+    bytes that are not UTF-8. Parquet does not check them on write, and pyarrow only fails when
+    a value is converted, with a message that names no file."""
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid as err:
+                raise ShardReadError(f"{uri}: row group {group}: column {name!r} holds text that is not valid "
+                                     f"UTF-8 ({err}); repair or remove the shard") from err
+
+
 def iter_shard_batches(uri: str, schema: pa.Schema, columns: Sequence[str] | None = None,
                        batch_size: int = 256) -> Iterator[pa.RecordBatch]:
     """Stream a shard's rows in record batches, after the schema check.
@@ -182,6 +195,9 @@ def iter_shard_batches(uri: str, schema: pa.Schema, columns: Sequence[str] | Non
     try:
         for group in range(parquet.metadata.num_row_groups):
             table = parquet.read_row_group(group, columns=names, use_threads=False)
+            _check_text(table, uri, group)
             yield from table.to_batches(max_chunksize=batch_size)
+    except ShardReadError:
+        raise
     except (pa.ArrowInvalid, OSError) as err:
         raise ShardReadError(f"{uri}: truncated or corrupt Parquet data ({err})") from err

@@ -221,3 +221,71 @@ def test_client_in_a_session_of_its_own(serve):
             return await SearchClient(session, _config(engine)).search("猫")
 
     assert asyncio.run(run()).hits[0].url.endswith("/img/1.jpg")
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile answers: bounded parsing, a search_error for the query alone
+# --------------------------------------------------------------------------------------------
+
+HOSTILE_BODIES = {
+    "float out of range": '{"data":[{"objURL":"http://a.example/1.jpg","width":1e400,"height":2}]}',
+    "huge integer": '{"data":[{"objURL":"http://a.example/1.jpg","width":' + "9" * 5000 + '}]}',
+    "nan": '{"data":[{"objURL":"http://a.example/1.jpg","width":NaN}]}',
+    "deep array": '{"data":' + "[" * 200_000 + "]" * 200_000 + "}",
+    "deep object": '{"data":[' + '{"a":' * 200_000 + "1" + "}" * 200_000 + "]}",
+    "data a string": '{"data":"x"}',
+    "list of numbers": "[1,2,3]",
+    "unclosed": '{"data":[{"objURL":',
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_hostile_bodies_raise_search_response_error(name):
+    with pytest.raises(SearchResponseError):
+        parse_acjson(HOSTILE_BODIES[name])
+
+
+def test_a_huge_body_is_refused_before_it_is_parsed():
+    body = '{"data":[' + ",".join(['{"objURL":"http://a.example/1.jpg"}'] * 300_000) + "]}"
+    with pytest.raises(SearchResponseError, match="larger"):
+        parse_acjson(body)
+
+
+def test_claimed_sizes_out_of_range_or_of_wrong_types_become_zero():
+    body = json.dumps({"data": [{"objURL": "http://a.example/1.jpg", "width": 10**30, "height": "12"},
+                                {"objURL": "http://a.example/2.jpg", "width": [1], "height": {"a": 1}},
+                                {"objURL": "http://a.example/3.jpg", "width": -5, "height": 1e300}]})
+    assert [(h.width, h.height) for h in parse_acjson(body)] == [(0, 12), (0, 0), (0, 0)]
+
+
+def test_each_hostile_answer_is_a_search_error_of_its_own_query(serve):
+    raw = {f"q{i}": body for i, body in enumerate(HOSTILE_BODIES.values())}
+    engine = serve(Catalog({"猫": [entry("a.jpg")]}, search_modes={q: "raw" for q in raw}, raw_bodies=raw))
+    results = {r.query: r for r in search_many_sync([*raw, "猫"], _config(engine, retries=0))}
+    for query in raw:
+        assert results[query].status == QUERY_ERROR, query
+        assert len(results[query].error_message) <= 500
+    assert results["猫"].status == "ok" and len(results["猫"].hits) == 1
+
+
+def test_a_stalled_engine_costs_at_most_the_query_timeout(serve):
+    engine = serve(Catalog({"猫": [entry("a.jpg")]}, search_modes={"慢": "stall"}, stall_s=30))
+    started = time.monotonic()
+    config = SearchConfig(base_url=engine.base_url, requests_per_second=0, timeout_s=0.3, retries=5,
+                          backoff_s=0.2, backoff_max_s=0.2, query_timeout_s=1.0, warm_up=False)
+    results = search_many_sync(["慢", "猫"], config)
+    assert time.monotonic() - started < 5
+    assert results[0].status == QUERY_ERROR and "more than 1.0 s" in results[0].error_message
+    assert results[1].status == "ok"
+
+
+def test_the_search_timeouts_are_flags():
+    import argparse
+
+    from filters.contract.flags import add_flags, config_values
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, SearchConfig)
+    args = parser.parse_args(["--search-timeout", "3", "--search-query-timeout", "7"])
+    values = config_values(args, SearchConfig)
+    assert (values["timeout_s"], values["query_timeout_s"]) == (3.0, 7.0)

@@ -231,3 +231,93 @@ def test_robots_rules_for_unreadable_files():
 
     assert asyncio.run(run()) == [False, True, True, False, False, False]
     assert len(fetched) == 4  # one fetch per host
+
+
+def test_the_crawl_and_the_filter_agree_on_the_pixel_cap(serve):
+    """One cap (filters.contract.images.MAX_PIXELS): over it the crawl says decompression_bomb and
+    the filter image_corrupt; an image whose header passes but whose pixels do not decode is a
+    crawl success and an image_corrupt drop, never a crash."""
+    from filters.contract.images import MAX_PIXELS
+    from filters.rules import Pair, RuleSet
+
+    over = png_claiming(8192, MAX_PIXELS // 8192 + 1)
+    data = jpeg(300, 300)
+    truncated = data[: len(data) // 2]
+    engine = serve(Catalog({"q": [entry("over.png", image=over, content_type="image/png"),
+                                  entry("cut.jpg", image=truncated)]}))
+    over_result, cut_result = download_sync([_url(engine, "over.png"), _url(engine, "cut.jpg")], _config(engine))
+    assert over_result.status == "decompression_bomb"
+    assert cut_result.status == "success"
+    rules = RuleSet()
+    for data in (over, truncated):
+        pair = Pair(rules.caption("一只可爱的小猫"), image=data, width=300, height=300)
+        assert rules.judge(pair).reason == "image_corrupt"
+
+
+@pytest.mark.parametrize("address", [
+    "100.64.0.1", "100.100.100.200", "::ffff:127.0.0.1", "::ffff:100.100.100.200", "::ffff:10.0.0.1",
+    "::127.0.0.1", "2002:7f00:1::", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "192.0.2.1", "198.18.0.1", "0.0.0.0", "255.255.255.255", "fc00::1", "fe80::1", "::", "::1",
+])
+def test_every_range_that_is_not_globally_routable_is_refused(address):
+    assert not is_public_address(address)
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(UnsafeDestination):
+        check_destination(f"http://{host}/a.jpg", AllowList())
+
+
+def test_public_addresses_and_public_6to4_pass():
+    for address in ("8.8.8.8", "2606:4700::1111", "2002:0808:0808::1"):
+        assert is_public_address(address)
+
+
+@pytest.mark.parametrize("url", ["http://a..com/x.jpg", "http://" + "a" * 64 + ".com/y.jpg", "http://.a/x.jpg",
+                                 "http://a." + "b" * 70 + "/z.jpg"])
+def test_an_empty_or_over_long_dns_label_is_a_bad_url(serve, url):
+    engine = serve(Catalog({"q": []}))
+    with pytest.raises(BadUrl, match="label"):
+        check_destination(url, AllowList())
+    [result] = download_sync([url], _config(engine))  # robots.txt on: still bad_url, not robots_disallowed
+    assert result.status == "bad_url"
+
+
+def test_the_search_warm_up_follows_no_redirect_off_the_allow_list(serve):
+    """The engine's home page redirects to another loopback port: the warm-up must not go."""
+    import asyncio
+
+    from aiohttp import web
+
+    from crawler.baidu import SearchClient, SearchConfig, new_search_session
+
+    hits = []
+
+    async def run():
+        async def target(request):
+            hits.append(request.path)
+            return web.Response(text="internal")
+
+        async def home(request):
+            raise web.HTTPFound(f"http://127.0.0.1:{target_port}/secret")
+
+        runners = []
+        ports = []
+        for handler in (target, home):
+            app = web.Application()
+            app.router.add_get("/{tail:.*}", handler)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            runners.append(runner)
+            ports.append(runner.addresses[0][1])
+        target_port = ports[0]
+        base = f"http://127.0.0.1:{ports[1]}"
+        try:
+            async with new_search_session(base) as session:
+                await SearchClient(session, SearchConfig(base_url=base, requests_per_second=0)).warm_up()
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+
+    asyncio.run(run())
+    assert hits == []

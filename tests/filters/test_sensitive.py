@@ -160,3 +160,10 @@ def test_the_evaluation_split_is_the_fixed_rule():
     rows = bench.load()
     assert sum(r.drop for r in rows) >= 300 and sum(not r.drop for r in rows) >= 300
     assert [r.split for r in rows[:5]] == ["dev", "heldout", "dev", "heldout", "dev"]
+
+
+def test_a_word_list_that_is_not_utf8_names_the_file_and_line():
+    from filters.wordlists import WordListError, decode_word_list
+
+    with pytest.raises(WordListError, match=r"words\.txt: not UTF-8 text \(line 2"):
+        decode_word_list("赌博\n".encode() + b"\xff\xfe\n", "words.txt")

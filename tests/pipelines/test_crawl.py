@@ -258,3 +258,23 @@ def test_a_url_list_edited_in_place_gets_new_chunk_names(tmp_path):
     path.write_text("url,caption\nhttp://b.example/2.jpg,狗\n", encoding="utf-8")
     os.utime(path, (1_700_000_000, 1_700_000_000))
     assert [c.name for c in plan_url_chunks(str(path), 10)] != before
+
+
+def test_retry_failed_searches_again_the_queries_that_failed(local, tmp_path, capsys):
+    catalog, engine = local
+    failing = catalog.queries[0]
+    catalog.catalog.search_modes[failing] = "malformed"
+    argv = crawl_argv(local, tmp_path)
+    first = crawl.run(argv)
+    assert first.totals["queries"].get("search_error") == 1
+    capsys.readouterr()
+
+    assert crawl.run(argv).crawled_chunks == 0  # a plain rerun leaves them, and says so
+    assert "1 search_error queries in 1 finished chunks (add --retry-failed" in capsys.readouterr().err
+    catalog.catalog.search_modes.pop(failing)  # the engine answers again
+    again = crawl.run([*argv, "--retry-failed"])
+    assert again.crawled_chunks == 1
+    assert "search_error" not in again.totals["queries"]
+    urls = [r["url"] for r in read_raw(tmp_path / "raw").to_pylist()]
+    assert len(urls) == len(set(urls))
+    assert {image_path(u) for u in urls} >= {e.path for e in catalog.catalog.results[failing]}

@@ -416,3 +416,22 @@ def test_an_edited_word_list_makes_old_outputs_stale(tmp_path):
     words.write_text("榴莲\n圆形\n", encoding="utf-8")  # same path, new content
     with pytest.raises(filter_job.FilterInputError):
         filter_job.run_filter(str(raw), output, config, word_cloud=False, **QUIET)
+
+
+def test_a_rerun_with_image_dedup_takes_finished_shards_into_account(raw_dir, tmp_path):
+    """Killed after some shards: the rerun's image winners include the images the finished
+    shards kept, read from their clean shards, so the output is the uninterrupted one."""
+    output = str(tmp_path / "out")
+    config = FilterConfig(dedup_images=True)
+    whole = filter_job.run_filter(raw_dir, output, config, word_cloud=False, **QUIET)
+    expected = _outcomes(output)
+    later = [p for p in contract.list_shards(raw_dir)][1:]  # the first shard stays finished
+    for path in later:
+        name = os.path.basename(path)
+        for kind in ("clean", "rejects"):
+            os.remove(os.path.join(output, kind, name))
+    again = filter_job.run_filter(raw_dir, output, config, word_cloud=False, **QUIET)
+    assert _outcomes(output) == expected
+    shas = [r["sha256"] for r in _read_dir(os.path.join(output, "clean"), "clean")]
+    assert len(shas) == len(set(shas))
+    assert again == whole

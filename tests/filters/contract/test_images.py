@@ -2,11 +2,23 @@
 
 import io
 import random
+import struct
+import time
+import zlib
 
 import pytest
 from PIL import Image
 
-from filters.contract.images import ImageDecodeError, decode_image, image_decodes
+from filters.contract.images import (
+    MAX_PIXELS,
+    DecompressionBomb,
+    ImageDecodeError,
+    NotAnImage,
+    decode_image,
+    image_decodes,
+    read_header,
+)
+from tests.support.images import png_claiming
 
 
 def _encode(fmt, size=(320, 240)):
@@ -37,3 +49,111 @@ def test_garbage_does_not_decode(data):
     assert not image_decodes(data)
     with pytest.raises(ImageDecodeError):
         decode_image(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile files: every decoder failure is a value, never a crash
+# --------------------------------------------------------------------------------------------
+
+# Formats Pillow writes (and reads back); a format this Pillow cannot write is left out below.
+_FUZZ_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "QOI", "IM", "PPM", "TGA", "ICO", "PCX", "SGI",
+                 "DDS", "MSP", "XBM", "SPIDER", "JPEG2000", "PALM", "ICNS", "EPS", "PDF")
+_MODES = {"MSP": "1", "XBM": "1", "PALM": "1", "SPIDER": "F"}
+
+
+def _small(fmt):
+    rng = random.Random(fmt)
+    image = Image.frombytes("RGB", (37, 29), bytes(rng.getrandbits(8) for _ in range(37 * 29 * 3)))
+    buffer = io.BytesIO()
+    try:
+        image.convert(_MODES.get(fmt, "RGB")).save(buffer, format=fmt)
+    except (KeyError, OSError, ValueError) as err:
+        pytest.skip(f"this Pillow cannot write {fmt}: {err}")
+    return buffer.getvalue()
+
+
+def _hostile_variants(data, seed, n_cuts=25, n_mutations=120):
+    """Truncations at random places and copies with 1..8 random bytes changed, from one seed."""
+    rng = random.Random(seed)
+    yield from (data[:n] for n in sorted({rng.randrange(len(data)) for _ in range(n_cuts)}))
+    for _ in range(n_mutations):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            mutated[rng.randrange(len(mutated))] = rng.getrandbits(8)
+        yield bytes(mutated)
+
+
+@pytest.mark.parametrize("fmt", _FUZZ_FORMATS)
+def test_truncated_and_mutated_files_fail_only_with_the_documented_errors(fmt):
+    start = time.monotonic()
+    for data in _hostile_variants(_small(fmt), seed=fmt):
+        try:
+            read_header(data)
+        except (NotAnImage, DecompressionBomb):
+            pass
+        try:
+            decode_image(data)
+        except ImageDecodeError:
+            pass
+        assert isinstance(image_decodes(data), bool)
+    assert time.monotonic() - start < 60
+
+
+def _im_file(size_text: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="IM")
+    return buffer.getvalue().replace(b"Image size (x*y): 4*4", b"Image size (x*y): " + size_text)
+
+
+def test_a_header_with_a_fractional_size_is_not_an_image():
+    data = _im_file(b"4.5*4")  # Pillow's IM reader takes the size as floats
+    with pytest.raises(NotAnImage, match="whole pixels"):
+        read_header(data)
+    with pytest.raises(ImageDecodeError):
+        decode_image(data)
+    assert not image_decodes(data)
+
+
+def test_a_truncated_qoi_file_is_a_decode_error():
+    data = _small("QOI")
+    for cut in range(14, len(data), max(1, len(data) // 40)):
+        with pytest.raises(ImageDecodeError):
+            decode_image(data[:cut])
+
+
+# --------------------------------------------------------------------------------------------
+# The pixel cap
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_pixel_cap_is_inclusive_and_shared_by_header_and_decode():
+    width = 8192
+    height = MAX_PIXELS // width
+    assert width * height == MAX_PIXELS
+    assert read_header(png_claiming(width, height)).width == width
+    with pytest.raises(DecompressionBomb):
+        read_header(png_claiming(width, height + 1))
+    with pytest.raises(ImageDecodeError, match="more than"):
+        decode_image(png_claiming(width, height + 1))
+
+
+def test_a_13000_square_png_of_a_few_kilobytes_is_over_the_cap():
+    # 169M pixels: under Pillow's own error level, 1.4 GB to decode as RGBA plus RGB.
+    data = _blank_png(13000, 13000)
+    assert len(data) < 300_000
+    with pytest.raises(DecompressionBomb):
+        read_header(data)
+    assert not image_decodes(data)
+
+
+def _blank_png(width, height):
+    """A real, valid, all-black greyscale PNG, compressed row by row (never held as pixels)."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

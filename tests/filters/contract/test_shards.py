@@ -109,3 +109,36 @@ def test_writer_rejects_records_with_unknown_fields(tmp_path):
 def test_list_shards_on_missing_directory_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         contract.list_shards(str(tmp_path / "nope"))
+
+
+def test_invalid_utf8_in_a_caption_is_an_error_naming_the_file_and_row_group(tmp_path):
+    import pyarrow.parquet as pq
+
+    from tests.support.raw_shards import raw_record
+
+    table = contract.records_to_table([raw_record(i) for i in range(3)], contract.RAW_SCHEMA)
+    captions = pa.array([b"ok", b"bad \xff\xfe", b"fine"], pa.binary()).view(pa.string())  # unchecked
+    index = table.schema.get_field_index("caption")
+    table = table.set_column(index, table.schema.field(index), captions)
+    path = str(tmp_path / "part-00000.parquet")
+    pq.write_table(table, path)
+    with pytest.raises(contract.ShardReadError, match=r"part-00000.parquet: row group 0: column 'caption' .*UTF-8"):
+        list(contract.iter_shard_batches(path, contract.RAW_SCHEMA))
+
+
+def test_the_filter_names_the_shard_with_invalid_utf8(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from pipelines import filter as filter_job
+    from tests.support.raw_shards import raw_record
+
+    table = contract.records_to_table([raw_record(i) for i in range(2)], contract.RAW_SCHEMA)
+    captions = pa.array([b"ok", b"\xc3\x28"], pa.binary()).view(pa.string())
+    index = table.schema.get_field_index("caption")
+    table = table.set_column(index, table.schema.field(index), captions)
+    (tmp_path / "raw").mkdir()
+    pq.write_table(table, str(tmp_path / "raw" / "part-00000.parquet"))
+    assert filter_job.main(["--input", str(tmp_path / "raw"), "--output", str(tmp_path / "out"),
+                            "--no-word-cloud"]) == 2
+    err = capsys.readouterr().err
+    assert "part-00000.parquet: row group 0: column 'caption'" in err and "UTF-8" in err
