@@ -89,3 +89,29 @@ def test_the_test_module_check_sees_a_planted_import():
     assert cross_test_imports("import tests.crawler.conftest\n") == ["tests.crawler.conftest"]
     assert cross_test_imports("from tests.support.crawl import crawl_argv\nimport pytest\n") == []
     assert cross_test_imports("from .conftest import entry\n") == [".conftest"]
+
+
+# --------------------------------------------------------------------------------------------
+# Test tiers
+# --------------------------------------------------------------------------------------------
+
+def _collected(target: str) -> set[str]:
+    """The test ids `make TARGET` would run, as collected by pytest through the Makefile's own command."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env["VENV"] = os.path.dirname(os.path.dirname(sys.executable))
+    done = subprocess.run(["make", "-s", target, "PYTEST_ARGS=--collect-only -q -p no:cacheprovider"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {line for line in done.stdout.splitlines() if "::" in line}
+
+
+@pytest.mark.e2e  # collects the whole suite twice through make
+def test_make_test_fast_runs_every_test_but_the_e2e_tier():
+    everything, fast = _collected("test"), _collected("test-fast")
+    assert fast and fast < everything
+    skipped = everything - fast
+    # The e2e tier: whole stages, such as the kill -9 tests and the offline walk-through.
+    assert any(t.startswith("tests/test_faults.py::") for t in skipped)
+    assert "tests/test_readme.py::test_offline_stages_run_as_written" in skipped
+    assert not any(t.startswith("tests/test_faults.py::") for t in fast)
+    assert any(t.startswith("tests/filters/contract/test_flags.py::") for t in fast)

@@ -55,7 +55,8 @@ NARRATION = ("this session", "built concurrently", "in a later session")
 #: and pytest node ids (the file must define the test) or ".ci/run" (it must run the make target).
 COVERAGE: list[tuple[str, tuple[str, ...]]] = [
     (r"^make install$", (".ci/run",)),
-    (r"^make test\b", (".ci/run",)),
+    (r"^make test(\s|$)", (".ci/run",)),
+    (r"^make test-fast$", ("tests/test_architecture.py::test_make_test_fast_runs_every_test_but_the_e2e_tier",)),
     (r"^make demo\b", (".ci/run", "tests/pipelines/test_demo.py::test_shortened_demo_end_to_end")),
     (r"^make help$", ("tests/test_readme.py::test_make_help_lists_every_target_the_docs_use",)),
     (r"^make queries$", ("tests/crawler/test_queries.py::test_cli_writes_the_list",
@@ -769,6 +770,7 @@ def test_the_checks_pass_a_correct_scratch_page(prefetch_help):
 # The offline stage-by-stage block, run as written
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.timeout(1500)  # eight stages one after another; a loaded machine needs the margin
 def test_offline_stages_run_as_written(tmp_path):
     """Runs the block after OFFLINE_MARKER line by line in a scratch directory that holds only a link
     to the Makefile, with this interpreter's environment as `python` and as the Makefile's VENV, so
@@ -785,7 +787,7 @@ def test_offline_stages_run_as_written(tmp_path):
     }
     for command in block:
         done = subprocess.run(command.text, shell=True, executable="/bin/bash", cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=240)
+                              capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{command}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
 
     runs = tmp_path / "runs"
