@@ -90,15 +90,22 @@ def split_url(url: str) -> tuple[str, str, int]:
 
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")  # cloud metadata at 100.100.100.200
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+# NAT64 (RFC 6052): the well-known prefix carries the IPv4 destination in its last 32 bits; the
+# local-use prefix (RFC 8215) is site-local by definition, wherever it puts the IPv4 address.
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address carries: mapped (::ffff:a.b.c.d), compatible
-    (::a.b.c.d), 6to4 (2002:a.b.c.d::) and Teredo (the server and the client)."""
+    (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:a.b.c.d::) and Teredo (the server and the
+    client)."""
     embedded = []
     if ip.ipv4_mapped is not None:
         embedded.append(ip.ipv4_mapped)
     if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are judged as themselves
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _NAT64_WELL_KNOWN:
         embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     if ip.sixtofour is not None:
         embedded.append(ip.sixtofour)
@@ -110,11 +117,13 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 def is_public_address(address: str) -> bool:
     """True only for a globally routable address (`ipaddress`'s is_global): loopback, private,
     link-local, multicast, reserved, unspecified, documentation, benchmarking and shared
-    carrier-grade NAT (100.64.0.0/10, where cloud metadata lives) are not. An IPv6 address that
-    embeds an IPv4 one (mapped, compatible, 6to4, Teredo) is public only when every IPv4
-    address it carries is."""
+    carrier-grade NAT (100.64.0.0/10, where cloud metadata lives) and local-use NAT64
+    (64:ff9b:1::/48) are not. An IPv6 address that embeds an IPv4 one (mapped, compatible,
+    well-known NAT64, 6to4, Teredo) is public only when every IPv4 address it carries is."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL_USE:
+            return False
         embedded = _embedded_ipv4(ip)
         if embedded:
             return all(is_public_address(str(v4)) for v4 in embedded)

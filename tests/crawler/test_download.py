@@ -258,6 +258,7 @@ def test_the_crawl_and_the_filter_agree_on_the_pixel_cap(serve):
     "100.64.0.1", "100.100.100.200", "::ffff:127.0.0.1", "::ffff:100.100.100.200", "::ffff:10.0.0.1",
     "::127.0.0.1", "2002:7f00:1::", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
     "192.0.2.1", "198.18.0.1", "0.0.0.0", "255.255.255.255", "fc00::1", "fe80::1", "::", "::1",
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1", "64:ff9b:1::a00:1", "64:ff9b:1:ffff::1",
 ])
 def test_every_range_that_is_not_globally_routable_is_refused(address):
     assert not is_public_address(address)
@@ -267,7 +268,7 @@ def test_every_range_that_is_not_globally_routable_is_refused(address):
 
 
 def test_public_addresses_and_public_6to4_pass():
-    for address in ("8.8.8.8", "2606:4700::1111", "2002:0808:0808::1"):
+    for address in ("8.8.8.8", "2606:4700::1111", "2002:0808:0808::1", "64:ff9b::808:808"):
         assert is_public_address(address)
 
 
