@@ -19,6 +19,7 @@ class RetrievalSet:
     image_of_text: list[tuple[int, ...]]
     directions: tuple[str, ...] = ("i2t", "t2i")
     text_ids: list[str] = field(default_factory=list)
+    skipped: int = 0  # pairs of the source left out because they could not be read or decoded
 
     def __post_init__(self) -> None:
         if len(self.gallery) == 0:
