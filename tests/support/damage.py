@@ -37,3 +37,26 @@ def write_with_bad_text(path: str, records: list[dict], bad: dict[int, bytes], c
     index = table.schema.get_field_index(column)
     table = table.set_column(index, table.schema.field(index), pa.array(values, pa.binary()).view(pa.string()))
     pq.write_table(table, path, row_group_size=row_group_size)
+
+
+def damage_file(path: str, how: str) -> None:
+    """Damage a file in place: `empty`, `truncated` (the first half kept), `flipped` (8 bytes in the
+    middle changed: the size and the archive's structure stay intact) or `garbage`."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if how == "empty":
+        data = b""
+    elif how == "truncated":
+        data = data[: len(data) // 2]
+    elif how == "flipped":
+        middle = len(data) // 2
+        data = data[:middle] + bytes(b ^ 0xA5 for b in data[middle:middle + 8]) + data[middle + 8:]
+    elif how == "garbage":
+        data = b"this is not a checkpoint\n" * 40
+    else:
+        raise ValueError(f"unknown damage {how!r}")
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+DAMAGES = ("empty", "truncated", "flipped", "garbage")
