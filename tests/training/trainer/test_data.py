@@ -10,6 +10,7 @@ import torch
 
 from filters import contract
 from tests.support.damage import corrupt_page, write_with_bad_text
+from tests.support.images import hostile_images
 from tests.support.training import write_clean_shards
 from training.tokenizer import default_tokenizer
 from training.trainer.data import (
@@ -217,3 +218,18 @@ def test_without_a_count_a_damaged_unit_is_an_error_naming_the_file(tmp_path, cl
     with pytest.raises(contract.ShardReadError, match=f"{path}: row group 1"):
         read_unit(WorkUnit(path, 1), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)
     assert len(read_unit(WorkUnit(path, 0), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)) == 8
+
+
+def test_hostile_images_are_skipped_and_counted(tmp_path, clean_pairs):
+    """Images whose headers parse but whose decoders raise odd errors, or which are over the pixel
+    cap, cost their own sample: the stream goes on."""
+    hostile = list(hostile_images().values())
+    records = [dict(r, image=hostile[i]) if i < len(hostile) else dict(r) for i, r in enumerate(clean_pairs[:12])]
+    write_clean_shards(str(tmp_path), records, rows_per_shard=12, row_group_size=12)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
+    from torchvision.transforms import ToTensor
+
+    stream = PairStream(shards, ImageDecoder(ToTensor()), _fake_tokenizer, 12 - len(hostile), shuffle_buffer=1)
+    batch = next(iter(stream))
+    assert batch["pixels"].shape[0] == 12 - len(hostile)
+    assert int(batch["meta"][3]) == len(hostile)  # the running skip count
