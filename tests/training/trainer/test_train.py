@@ -18,7 +18,7 @@ from training.model import LiTConfig, LiTModel
 from training.tokenizer import default_tokenizer
 from training.train import main
 from training.trainer import checkpoint as ckpt
-from training.trainer.train import trim_padding
+from training.trainer.train import forget_steps_after, trim_padding
 
 TINY = ["--tiny", "--global-batch", "16", "--warmup-steps", "2", "--log-every", "10", "--seed", "0"]
 
@@ -190,3 +190,15 @@ def test_trimming_trailing_padding_leaves_the_global_text_feature_unchanged():
     short_ids, short_mask = trim_padding(ids, mask)
     assert short_ids.shape == (2, int(mask.sum(dim=1).max()))
     assert torch.allclose(model.encode_text(ids, mask), model.encode_text(short_ids, short_mask), atol=1e-5)
+
+
+def test_a_resumed_log_forgets_the_steps_after_its_checkpoint(tmp_path):
+    log = tmp_path / "train.log"
+    lines = [f"step {s}/12 | 9.0 samples/s | loss 2.0\n" for s in (1, 2, 3, 10, 11)]
+    log.write_text("".join(lines[:3]) + "a note\n" + "".join(lines[3:]), encoding="utf-8")
+    forget_steps_after(str(log), 10)
+    assert log.read_text(encoding="utf-8") == "".join(lines[:3]) + "a note\n" + lines[3]
+    forget_steps_after(str(log), 0)  # a fresh start in the same directory begins a new log
+    assert log.read_text(encoding="utf-8") == "a note\n"
+    forget_steps_after(str(tmp_path / "none.log"), 3)  # nothing to forget
+    assert not (tmp_path / "none.log").exists()
