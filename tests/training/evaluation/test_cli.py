@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from tests.support import evaluation_sets as layouts
+from tests.support.damage import damage_file
 from tests.support.images import hostile_images
 from training.evaluate import main, retrieval_metrics
 from training.evaluation.cli import default_output
@@ -154,6 +155,17 @@ def test_zeroshot_command_skips_and_counts_images_that_do_not_decode_and_names_a
         f.write("綠色\n".encode("big5"))
     assert main([*args, "--classnames", names]) == 2
     assert f"{names}: not UTF-8 text (line 3" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_a_damaged_checkpoint_is_an_error_naming_it(tmp_path, checkpoints, capsys):
+    names = layouts.write_image_folder(str(tmp_path), ["红色", "蓝色"], per_class=1)
+    damaged = tmp_path / "best.pt"
+    damaged.write_bytes(open(checkpoints["global"], "rb").read())
+    damage_file(str(damaged), "flipped")
+    assert main(["zeroshot", "--checkpoint", str(damaged), "--image-dir", str(tmp_path / "val"),
+                 "--classnames", names, "--workers", "0", "--device", "cpu"]) == 2
+    assert f"{damaged}: corrupt, its contents do not match the digest" in capsys.readouterr().err
 
 
 @pytest.mark.e2e
