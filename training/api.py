@@ -15,10 +15,12 @@ trainer; the trainer writes them (`training.trainer.checkpoint`) under the names
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -58,10 +60,70 @@ def resolve_checkpoint(path: str) -> str:
     raise FileNotFoundError(f"{path} holds no checkpoint (looked for {BEST_CHECKPOINT} and step-*.pt)")
 
 
+#: The key under which a checkpoint holds the digest of its own contents (`content_digest`).
+DIGEST_KEY = "digest"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that does not load: empty, truncated, corrupt, or not a checkpoint."""
+
+
+def content_digest(state: Any) -> str:
+    """A SHA-256 over every tensor's and array's bytes and every plain value (numbers, strings)
+    of a checkpoint dict, without its own digest, in a fixed order.
+
+    torch.save's zip archive has no checksum that torch.load verifies: a flipped byte in a tensor
+    loads as a different weight. The digest, saved with the checkpoint, makes that a load error."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"A{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, dict):
+            keys = sorted((k for k in value if not (value is state and k == DIGEST_KEY)), key=repr)
+            digest.update(f"D{len(keys)}".encode())
+            for key in keys:
+                digest.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"L{len(value)}".encode())
+            for item in value:
+                feed(item)
+        elif value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+            digest.update(f"V{value!r}".encode())
+        else:  # an object whose repr may hold its address: its type is all that is stable
+            digest.update(f"O{type(value).__qualname__}".encode())
+
+    feed(state)
+    return digest.hexdigest()
+
+
 def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint dict. Ours hold RNG states and plain Python values, hence weights_only=False:
-    load only checkpoints you trust."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+    load only checkpoints you trust.
+
+    CheckpointError, naming the file and the reason, when it does not load: an empty or truncated
+    file, bytes that are not a checkpoint, or contents that no longer match the digest they were
+    saved with (a checkpoint without a digest, from an older version, is taken as it is).
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - unpickling damaged bytes can raise anything; all mean "unreadable"
+        raise CheckpointError(f"{path}: not a readable checkpoint, empty, truncated or corrupt "
+                              f"({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(state).__name__}, not a dict)")
+    saved = state.get(DIGEST_KEY)
+    if saved is not None and saved != content_digest(state):
+        raise CheckpointError(f"{path}: corrupt, its contents do not match the digest saved with them")
+    return state
 
 
 @dataclasses.dataclass

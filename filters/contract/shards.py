@@ -4,6 +4,7 @@ streaming reads row group by row group.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -89,7 +90,9 @@ class ShardWriter:
         self.row_group_size = row_group_size
         self.rows = 0
         self._file = AtomicFile(uri)
-        self._writer = pq.ParquetWriter(self._file.stream, schema, compression="zstd")
+        # Page checksums let a reader tell a corrupted page from data: without them most flipped
+        # bytes decompress into other bytes, and the damage reaches the model unnoticed.
+        self._writer = pq.ParquetWriter(self._file.stream, schema, compression="zstd", write_page_checksum=True)
         self._closed = False
 
     def write_table(self, table: pa.Table) -> None:
@@ -151,7 +154,7 @@ def open_shard(uri: str, schema: pa.Schema) -> pq.ParquetFile:
     """
     fs, path = resolve(uri)
     try:
-        parquet = pq.ParquetFile(fs.open_input_file(path))
+        parquet = pq.ParquetFile(fs.open_input_file(path), page_checksum_verification=True)
     except FileNotFoundError as err:
         raise ShardReadError(f"{uri}: no such shard") from err
     except (pa.ArrowInvalid, OSError) as err:
@@ -201,3 +204,62 @@ def iter_shard_batches(uri: str, schema: pa.Schema, columns: Sequence[str] | Non
         raise
     except (pa.ArrowInvalid, OSError) as err:
         raise ShardReadError(f"{uri}: truncated or corrupt Parquet data ({err})") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class RowGroupRows:
+    """The rows of one row group, None in place of each row that was left out."""
+
+    rows: list[dict[str, Any] | None]  # in file order, one entry per row of the row group
+    problem: str = ""  # one line naming the file, row group and column(s), when rows were left out
+
+
+def read_row_group(parquet: pq.ParquetFile, uri: str, group: int, columns: Sequence[str]) -> RowGroupRows:
+    """Row group `group` of an opened shard as dicts, for readers that skip bad data and go on.
+
+    A row whose text column holds bytes that are not UTF-8 is None in `rows`, and `problem`
+    names the file, row group and column; the other rows are kept. A row group that cannot be read
+    at all (a corrupt or truncated page, a failed checksum) raises ShardReadError naming the file
+    and the row group, so that the caller can skip it. Both depend on the bytes only, so every
+    reader of the shard, and every rerun, leaves out the same rows.
+    """
+    try:
+        table = parquet.read_row_group(group, columns=list(columns), use_threads=False)
+    except (pa.ArrowException, OSError) as err:
+        raise ShardReadError(f"{uri}: row group {group} is corrupt or truncated ({err})") from err
+    bad: set[int] = set()
+    bad_columns = []
+    for name, column in zip(table.column_names, table.columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            # As bytes the column converts; each value is then checked on its own.
+            as_bytes = column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
+            for index, value in enumerate(as_bytes.to_pylist()):
+                if value is not None and not _is_utf8(value):
+                    bad.add(index)
+            table = table.set_column(table.column_names.index(name), name, as_bytes)
+            bad_columns.append(name)
+    rows: list[dict[str, Any] | None] = table.to_pylist()
+    if not bad:
+        return RowGroupRows(rows)
+    for index, row in enumerate(rows):
+        if index in bad:
+            rows[index] = None
+            continue
+        for name in bad_columns:  # back to str, as an intact column gives
+            if row[name] is not None:
+                row[name] = row[name].decode("utf-8")
+    names = ", ".join(repr(name) for name in bad_columns)
+    problem = f"{uri}: row group {group}: {len(bad)} row(s) hold text that is not valid UTF-8 (column {names})"
+    return RowGroupRows(rows, problem)
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -10,8 +10,18 @@ import torch
 from PIL import Image
 
 from filters import contract
+from tests.support.damage import DAMAGES, damage_file
 from tests.support.training import tiny_model
-from training.api import LoadedModel, load_model, resolve_checkpoint, step_checkpoints
+from training.api import (
+    DIGEST_KEY,
+    CheckpointError,
+    LoadedModel,
+    content_digest,
+    load_checkpoint,
+    load_model,
+    resolve_checkpoint,
+    step_checkpoints,
+)
 from training.loss import token_wise_similarity
 from training.trainer import checkpoint as ckpt
 
@@ -76,3 +86,19 @@ def test_a_missing_checkpoint_is_a_clear_error(tmp_path):
         load_model(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no checkpoint file or training directory"):
         load_model(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_checkpoint_is_an_error_naming_the_file(tmp_path, how):
+    path = ckpt.save({"step": 1, "model": tiny_model().state_dict()}, str(tmp_path / "step-00000001.pt"))
+    damage_file(path, how)
+    with pytest.raises(CheckpointError, match=f"^{path}: .*(truncated or corrupt|digest)"):
+        load_checkpoint(path)
+
+
+def test_the_digest_covers_tensors_and_plain_values_but_not_itself():
+    state = {"model": {"w": torch.ones(3)}, "step": 5, "rng": (3, (1, 2), None)}
+    digest = content_digest(state)
+    assert content_digest({**state, DIGEST_KEY: digest}) == digest
+    assert content_digest({**state, "step": 6}) != digest
+    assert content_digest({**state, "model": {"w": torch.tensor([1.0, 1.0, 1.0000001])}}) != digest

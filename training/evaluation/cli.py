@@ -29,6 +29,7 @@ import torch
 from filters import contract
 from filters.contract.flags import add_flags, config_values
 from training.evaluation.datasets import LAYOUTS, EvalDataError, load_image_folder, load_retrieval_set
+from training.evaluation.datasets.image_folder import without_undecodable_images
 from training.evaluation.embeddings import EmbeddingCache, checkpoint_fingerprint
 from training.evaluation.progress import log
 from training.evaluation.retrieval import DIRECTIONS, RetrievalConfig, evaluate_retrieval
@@ -56,6 +57,8 @@ def format_table(result: dict) -> str:
     else:
         details.insert(0, f"{result['n_images']} images, {result['n_classes']} classes")
         details.append(f"ensemble {result['ensemble']} over {result['n_templates']} templates")
+    if result.get("skipped"):
+        details.append(f"{result['skipped']} skipped: they do not decode")
     lines = [f"{head} ({'; '.join(details)})", f"{'metric':<10}{'value':>9}{'chance':>9}"]
     for name, value in metrics.items():
         lines.append(f"{name:<10}{value:>9.2f}{chance.get(name, float('nan')):>9.2f}")
@@ -119,7 +122,7 @@ def command_zeroshot(args) -> int:
     else:
         classnames, names_source = list(imagenet_classnames_zh()), "cn-clip ImageNet-CN class names"
     templates = read_templates(args.templates) if args.templates else chinese_templates()
-    dataset = load_image_folder(args.image_dir, classnames)
+    dataset = without_undecodable_images(load_image_folder(args.image_dir, classnames))
     loaded, checkpoint = _load(args)
     config = ZeroShotConfig(**config_values(args, ZeroShotConfig))
     outcome = classify(loaded.model, loaded.tokenizer, loaded.transform, dataset, templates, loaded.device, config, log)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from filters import contract
+from training.evaluation.datasets.annotations import read_lines, require_file
 
 #: The module of the cn-clip package that holds the templates and the class names.
 CN_CLIP_TEMPLATE_MODULE = "cn_clip.eval.imagenet_zeroshot_templates"
@@ -136,10 +137,10 @@ def read_classnames(path: str) -> list[str]:
 
     Blank lines are ignored. A name may appear twice: ImageNet itself has two classes whose
     Chinese name is the same (太阳镜, "sunglass" and "sunglasses"), so a repeated name is kept and
-    reported by `repeated_classnames`, not refused.
+    reported by `repeated_classnames`, not refused. A file that is not UTF-8 is an error naming it
+    and the line (`EvalDataError`, a ValueError).
     """
-    with open(path, encoding="utf-8-sig") as f:
-        names = [line.strip() for line in f]
+    names = [line.strip() for line in read_lines(require_file(path, "class-name file"))]
     names = [name for name in names if name]
     if not names:
         raise ValueError(f"class-name file {path} holds no names")
@@ -148,8 +149,7 @@ def read_classnames(path: str) -> list[str]:
 
 def read_templates(path: str) -> list[str]:
     """Templates from a UTF-8 file, one per line, each with exactly one `{}` for the class name."""
-    with open(path, encoding="utf-8-sig") as f:
-        templates = [line.strip() for line in f if line.strip()]
+    templates = [line.strip() for line in read_lines(require_file(path, "template file")) if line.strip()]
     if not templates:
         raise ValueError(f"template file {path} holds no templates")
     PromptSet(templates=tuple(templates), classnames=(), source=path)  # validates every template

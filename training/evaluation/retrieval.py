@@ -454,6 +454,7 @@ def evaluate_retrieval(loaded, dataset: RetrievalSet, directions: Sequence[str] 
         "directions": list(directions),
         "n_images": len(dataset.gallery),
         "n_texts": len(dataset.texts),
+        "skipped": dataset.skipped,
         "metrics": result.metrics,
         "chance": retrieval_chance(len(dataset.gallery), dataset.image_of_text, directions, RECALL_KS),
         "tie_rule": TIE_RULE,

@@ -30,7 +30,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from filters.contract.flags import flag
-from training.evaluation.datasets.image_folder import ClassificationSet, load_image_folder
+from training.evaluation.datasets.image_folder import (
+    ClassificationSet,
+    load_image_folder,
+    without_undecodable_images,
+)
 from training.evaluation.embeddings import TransformedImages, evaluation_mode
 from training.evaluation.prompts import chinese_templates, read_classnames, repeated_classnames
 
@@ -174,11 +178,13 @@ class ZeroShotResult:
     n_templates: int
     chance: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    skipped: int = 0  # images of the set left out because they do not decode
 
     def as_dict(self, per_class: bool = True) -> dict:
         result = {
             **self.metrics,
             "n_images": self.n_images,
+            "skipped": self.skipped,
             "n_classes": self.n_classes,
             "n_templates": self.n_templates,
             "similarity": self.similarity,
@@ -249,7 +255,7 @@ def classify(model, tokenizer, transform: Callable, dataset: ClassificationSet,
     return ZeroShotResult(metrics=metrics, per_class_top1=per_class, n_images=n_images,
                           n_classes=len(classnames), ensemble=ensemble, similarity=similarity,
                           n_templates=len(templates), chance=zero_shot_chance(len(classnames), config.topk),
-                          seconds=time.perf_counter() - started)
+                          seconds=time.perf_counter() - started, skipped=dataset.skipped)
 
 
 def zero_shot_validate(model, tokenizer, transform, image_dir: str, classnames_file: str, device,
@@ -261,6 +267,6 @@ def zero_shot_validate(model, tokenizer, transform, image_dir: str, classnames_f
     sorted folder order. Returns `{"top1": .., "top5": .., "n_images": .., "ensemble": .., ...}`
     (accuracies in percent). The model's train/eval mode is restored on return.
     """
-    dataset = load_image_folder(image_dir, read_classnames(classnames_file))
+    dataset = without_undecodable_images(load_image_folder(image_dir, read_classnames(classnames_file)))
     templates = tuple(templates) if templates is not None else chinese_templates()
     return classify(model, tokenizer, transform, dataset, templates, device, config).as_dict(per_class=False)

@@ -4,9 +4,11 @@ The shards' row groups are the units of work. Each epoch, the units are shuffled
 dealt round-robin to the `world_size x num_workers` reader slots (a rank's DataLoader worker is a
 slot), so no row is read twice and none is lost. When there are fewer row groups than slots, each
 row group is split into interleaved parts. Each slot streams its rows through a shuffle buffer,
-decodes and transforms the images, tokenizes the captions and yields whole batches. A corrupt image
-is skipped and counted, never a crash. Streams are endless: epoch e+1 follows epoch e, so ranks
-never run out at different times; the trainer counts steps.
+decodes and transforms the images, tokenizes the captions and yields whole batches. A corrupt
+image, a row group that does not read (a corrupt page) and a caption that is not UTF-8 are skipped
+and counted, never a crash; what is skipped depends only on the bytes, so a resume stays exact.
+Streams are endless: epoch e+1 follows epoch e, so ranks never run out at different times; the
+trainer counts steps.
 
 Everything random is seeded from (seed, epoch, slot) and, for augmentation, from the row's place
 in the stream, so a stream is reproducible and can be resumed exactly from a `StreamPosition`
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -27,6 +30,7 @@ from PIL import Image
 
 from filters import contract
 from filters.contract.images import ImageDecodeError, decode_image
+from filters.contract.shards import read_row_group
 
 
 class DataError(ValueError):
@@ -49,7 +53,7 @@ class StreamPosition:
 
     epoch: int = 0
     taken: int = 0
-    skipped: int = 0  # corrupt images skipped so far (a running count, for the logs)
+    skipped: int = 0  # rows skipped so far: corrupt images, unreadable row groups, bad text (for the logs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +102,46 @@ def units_for_slot(units: Sequence[WorkUnit], slot: int, slots: int, seed: int, 
     return order[slot::slots]
 
 
-def read_unit(unit: WorkUnit, schema: pa.Schema, columns: Sequence[str]) -> list[dict[str, Any]]:
+class LostRows:
+    """Rows a stream could not use before decoding: row groups that do not read (a corrupt page)
+    and rows whose text is not UTF-8. Each is announced on stderr, naming the file and the row
+    group, and counted; `take()` hands the count to the stream's running `skipped`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def lose(self, rows: int, reason: str) -> None:
+        self.count += rows
+        print(f"warning: {reason}; {rows} row(s) skipped", file=sys.stderr, flush=True)
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+def read_unit(unit: WorkUnit, schema: pa.Schema, columns: Sequence[str], lost: LostRows | None = None) -> list[dict[str, Any]]:
+    """The rows of `unit`, without those the shard cannot give: an unreadable row group gives
+    none, and rows whose text is not UTF-8 are left out; each is counted in `lost`, or, without
+    `lost`, raises ShardReadError naming the file and the row group.
+
+    What is left out depends only on the bytes of the shard, so a resumed stream skips exactly
+    what the first run skipped and continues bit for bit."""
     parquet = contract.open_shard(unit.path, pa.schema([schema.field(c) for c in columns]))
     try:
-        rows = parquet.read_row_group(unit.row_group, columns=list(columns)).to_pylist()
-    except (pa.ArrowInvalid, OSError) as err:
-        raise contract.ShardReadError(f"{unit.path}: row group {unit.row_group} unreadable ({err})") from err
-    return rows[unit.part::unit.parts]
+        group = read_row_group(parquet, unit.path, unit.row_group, columns)
+    except contract.ShardReadError as err:
+        if lost is None:
+            raise
+        rows = parquet.metadata.row_group(unit.row_group).num_rows
+        lost.lose(len(range(unit.part, rows, unit.parts)), str(err))
+        return []
+    part = group.rows[unit.part::unit.parts]
+    kept = [row for row in part if row is not None]
+    if len(kept) < len(part):
+        if lost is None:
+            raise contract.ShardReadError(group.problem)
+        lost.lose(len(part) - len(kept), group.problem)
+    return kept
 
 
 def shuffled(rows: Iterator[dict], buffer_size: int, rng: random.Random) -> Iterator[dict]:
@@ -211,11 +248,13 @@ class PairStream(torch.utils.data.IterableDataset):
             raise RuntimeError(f"stream planned for {self.num_workers} workers, loader has {info.num_workers}")
         return (info.id + self.rotation) % info.num_workers
 
-    def rows(self, slot: int, epoch: int) -> Iterator[dict]:
-        """The shuffled raw rows of `slot` in `epoch` (no decoding)."""
+    def rows(self, slot: int, epoch: int, lost: LostRows | None = None) -> Iterator[dict]:
+        """The shuffled raw rows of `slot` in `epoch` (no decoding); rows the shards cannot give
+        are counted in `lost`."""
         slots = self.world_size * max(1, self.num_workers)
         units = units_for_slot(self.units, slot, slots, self.seed, epoch)
-        stream = (row for unit in units for row in read_unit(unit, self.schema, self.decoder.columns))
+        lost = lost if lost is not None else LostRows()
+        stream = (row for unit in units for row in read_unit(unit, self.schema, self.decoder.columns, lost))
         return shuffled(stream, self.shuffle_buffer, random.Random(f"buffer/{self.seed}/{epoch}/{slot}"))
 
     def __iter__(self) -> Iterator[dict]:
@@ -227,12 +266,15 @@ class PairStream(torch.utils.data.IterableDataset):
         while True:
             decoded_this_epoch = 0
             taken = position.taken if epoch == position.epoch else 0
-            rows = self.rows(slot, epoch)
+            lost = LostRows()
+            rows = self.rows(slot, epoch, lost)
             for _ in range(taken):  # fast-forward a resumed stream without decoding
                 next(rows, None)
+            lost.take()  # what the rows before the resume point lost is in `skipped` already
             for row in rows:
                 index = taken
                 taken += 1
+                skipped += lost.take()
                 sample = self.decoder(row, sample_seed(self.seed, epoch, slot, index))
                 if sample is None:
                     skipped += 1
@@ -242,6 +284,7 @@ class PairStream(torch.utils.data.IterableDataset):
                 if len(samples) == self.batch_size:
                     yield self._batch(samples, role, epoch, taken, skipped)
                     samples = []
+            skipped += lost.take()
             if decoded_this_epoch == 0 and not (epoch == position.epoch and position.taken):
                 raise DataError(f"rank {self.rank} reader {role} found no decodable pair in epoch {epoch} "
                                 f"({skipped} skipped); use fewer DataLoader workers or more data")

@@ -4,7 +4,8 @@ The image tower never changes during LiT training, so its outputs can be compute
 Training from the cache (`python -m training.train --cache DIR`) then skips JPEG decoding,
 augmentation and the tower's forward pass, which dominate a LiT step's cost.
 
-What is stored, per pair, as float16 (one shard per input shard, same rows minus corrupt images):
+What is stored, per pair, as float16 (one shard per input shard, same rows minus those skipped:
+corrupt images, row groups that do not read, captions that are not UTF-8):
 - `pooled`: the tower's pooled feature (its [CLS], or mean of patch tokens) for each view;
 - `tokens` (with `--token-pool N`): the patch tokens average-pooled to at most N (a square grid),
   for token-wise training; N bounds the cache's size (ViT-L/14 has 256 patch tokens of 1024).
@@ -29,7 +30,7 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,7 @@ from PIL import Image
 from filters import contract
 from filters.contract.flags import Flag, add_flags, config_values, flag
 from filters.contract.images import ImageDecodeError, decode_image
+from filters.contract.shards import read_row_group
 from training.model import LiTConfig, LiTModel, build_image_tower, tower_forward
 from training.trainer.data import DataError, seeded
 from training.transforms import image_transform
@@ -137,16 +139,38 @@ class CacheDecoder:
         return batch
 
 
+def source_rows(source: str, batch_size: int) -> Iterator[tuple[list[dict], int]]:
+    """(rows, rows lost) in batches of at most `batch_size`, row group by row group. A row group
+    that does not read, and rows whose text is not UTF-8, are lost: announced on stderr, naming
+    the file and the row group, and counted, as the trainer's reader does."""
+    parquet = contract.open_shard(source, pa.schema([contract.CLEAN_SCHEMA.field(c) for c in SOURCE_COLUMNS]))
+    for index in range(parquet.metadata.num_row_groups):
+        try:
+            group = read_row_group(parquet, source, index, SOURCE_COLUMNS)
+        except contract.ShardReadError as err:
+            lost = parquet.metadata.row_group(index).num_rows
+            print(f"warning: {err}; {lost} row(s) skipped", file=sys.stderr, flush=True)
+            yield [], lost
+            continue
+        rows = [row for row in group.rows if row is not None]
+        lost = len(group.rows) - len(rows)
+        if lost:
+            print(f"warning: {group.problem}; {lost} row(s) skipped", file=sys.stderr, flush=True)
+        for start in range(0, max(1, len(rows)), batch_size):
+            yield rows[start:start + batch_size], lost if start == 0 else 0
+
+
 def cache_shard(tower, transforms: list, source: str, target: str, token_pool: int, batch_size: int,
                 device: torch.device, seed: int, autocast) -> tuple[int, int]:
-    """Write the cache shard of one clean shard; returns (rows written, corrupt images skipped)."""
+    """Write the cache shard of one clean shard; returns (rows written, rows skipped: corrupt
+    images, unreadable row groups, text that is not UTF-8)."""
     skipped = 0
     written = 0
     with contract.ShardWriter(target, CACHE_SCHEMA) as writer:
-        for record_batch in contract.iter_shard_batches(source, contract.CLEAN_SCHEMA, columns=list(SOURCE_COLUMNS),
-                                                        batch_size=batch_size):
+        for batch, lost in source_rows(source, batch_size):
+            skipped += lost
             pending = []
-            for row in record_batch.to_pylist():
+            for row in batch:
                 try:
                     image = decode_image(row["image"])
                 except ImageDecodeError:
@@ -217,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            config.seed, autocast)
         total, skipped = total + n, skipped + s
         rate = total / max(1e-9, time.perf_counter() - started)
-        print(f"shard {i + 1}/{len(sources)} | {total} rows | {skipped} corrupt skipped | {rate:.1f} rows/s",
+        print(f"shard {i + 1}/{len(sources)} | {total} rows | {skipped} skipped | {rate:.1f} rows/s",
               flush=True)
     probe_tokens = tower_forward(tower, transforms[0](blank_image(image_size, tower)).unsqueeze(0).to(device),
                                  token_pool)[1].shape[1] if token_pool else 0

@@ -97,15 +97,36 @@ def build_stream(state: TrainState, batch_size: int) -> PairStream:
                       rotation=state.tracker.rotation)
 
 
+#: What a checkpoint must hold for a run to continue from it.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "step", "data")
+
+
 def resume_checkpoint(config: TrainConfig) -> dict | None:
-    """The checkpoint dict `--resume` names, or None (none asked for, or `latest` finds none)."""
+    """The checkpoint dict `--resume` names, or None (none asked for, or `latest` finds none).
+    `latest` takes the newest checkpoint that loads, and says which newer ones it skipped."""
     if not config.resume:
         return None
-    path = ckpt.latest_checkpoint(config.output) if config.resume == "latest" else config.resume
-    if path is None:
+    if config.resume != "latest":
+        return load_checkpoint(config.resume)
+    found = ckpt.load_latest(config.output, RESUME_KEYS)
+    if found is None:
         print(f"--resume latest: no checkpoint in {config.output}; starting from scratch", flush=True)
         return None
-    return load_checkpoint(path)
+    path, state = found
+    print(f"--resume latest: {path}", flush=True)
+    return state
+
+
+def check_validation_inputs(config: TrainConfig) -> None:
+    """Read the class-name file and list the validation images now, so that a file that is not
+    UTF-8, or names that do not match the folders, fail at start and not at the first validation."""
+    if not config.val_every:
+        return
+    # Imported here, so that training without validation needs nothing of the evaluation package.
+    from training.evaluation.datasets.image_folder import load_image_folder  # noqa: PLC0415
+    from training.evaluation.prompts import read_classnames  # noqa: PLC0415
+
+    load_image_folder(config.val_dir, read_classnames(config.val_classnames))
 
 
 def write_run_config(state: TrainState, optim_config: OptimConfig, tokenizer: ChineseTokenizer) -> None:
@@ -121,8 +142,11 @@ def prepare(config: TrainConfig, model_config: LiTConfig, optim_config: OptimCon
     """Check every input and build the state the loop runs on: model, optimiser, schedule, data."""
     device = resolve_device(config.device, dist.local_rank)
     micro = config.micro_batch(dist.world_size)
+    if dist.rank == 0:  # the one writer of the output directory; the others never delete there
+        ckpt.remove_stale_temporaries(config.output)
     # Everything that can be wrong with the input fails here, before any training starts.
     check_timm_name(model_config.image_tower)
+    check_validation_inputs(config)
     tokenizer = load_tokenizer(config.tokenizer, model_config.context_length)
     if tokenizer.vocab_size != model_config.vocab_size:
         raise TokenizerError(f"tokenizer has {tokenizer.vocab_size} entries, the model {model_config.vocab_size}")

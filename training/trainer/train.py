@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from filters import contract
 from training.loss import ContrastiveLoss
 from training.model import LiTConfig, LiTModel
 from training.tokenizer import ChineseTokenizer
@@ -120,15 +121,34 @@ def to_micro_batch(batch: dict, model: LiTModel, device: torch.device, autocast)
     return MicroBatch(pooled, tokens, ids, mask)
 
 
+def forget_steps_after(log_path: str, step: int) -> None:
+    """Drop the lines of steps after `step` from a progress log: a run killed after its last
+    checkpoint logged steps that the resumed run does again, and each step is logged once."""
+    if not os.path.isfile(log_path):
+        return
+    with open(log_path, "rb") as f:
+        lines = f.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) != len(lines):
+        contract.write_bytes(log_path, "".join(kept).encode("utf-8"))
+
+
+def _logged_step(line: str) -> int:
+    """The step of a progress line (`step N/TOTAL | ...`); 0 for any other line, which is kept."""
+    head = line.split("/", 1)[0]
+    return int(head[5:]) if head.startswith("step ") and head[5:].isdigit() else 0
+
+
 class ProgressLog:
     """Rank 0's progress line (stdout and OUTPUT/train.log) and TensorBoard scalars."""
 
-    def __init__(self, output: str, enabled: bool, total: int, samples_done: int = 0):
+    def __init__(self, output: str, enabled: bool, total: int, samples_done: int = 0, start: int = 0):
         self.enabled, self.total = enabled, total
         # An append-only log, kept with the run; the artefacts that other stages read are written atomically.
         self.log_path = os.path.join(output, "train.log")
         self.writer = None
         if enabled:
+            forget_steps_after(self.log_path, start)
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
@@ -240,7 +260,8 @@ def train(state: TrainState) -> dict:
     if state.stream is None:
         raise ValueError("the state has no data stream (training.trainer.main.prepare makes one)")
     batches = iter(make_loader(state.stream))
-    log = ProgressLog(config.output, state.is_main, state.total_steps, samples_done=start * config.global_batch)
+    log = ProgressLog(config.output, state.is_main, state.total_steps, samples_done=start * config.global_batch,
+                      start=start)
     last: dict[str, float] = {}
     try:
         while state.step < state.total_steps:

@@ -11,6 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from filters import contract
+from filters.contract.shards import read_row_group
+from tests.support.clean_shards import record, write_shards
+from tests.support.damage import corrupt_page, write_with_bad_text
+from tests.support.images import jpeg
 from tests.support.raw_shards import raw_record
 
 
@@ -142,3 +146,24 @@ def test_the_filter_names_the_shard_with_invalid_utf8(tmp_path, capsys):
                             "--no-word-cloud"]) == 2
     err = capsys.readouterr().err
     assert "part-00000.parquet: row group 0: column 'caption'" in err and "UTF-8" in err
+
+
+def test_a_corrupted_page_is_caught_by_its_checksum_and_names_the_row_group(tmp_path):
+    """Without page checksums most flipped bytes decompress into other bytes and read as data."""
+    write_shards(str(tmp_path), [record(i, jpeg(32 + i, 32)) for i in range(48)], per_shard=48)  # 3 groups of 16
+    path = contract.join(str(tmp_path), contract.shard_name(0))
+    corrupt_page(path, 1, "image")
+    parquet = contract.open_shard(path, contract.CLEAN_SCHEMA)
+    with pytest.raises(contract.ShardReadError, match=f"{path}: row group 1 is corrupt"):
+        read_row_group(parquet, path, 1, ["key", "image"])
+    assert [r["key"] for r in read_row_group(parquet, path, 2, ["key", "image"]).rows] == [f"k{i}" for i in range(32, 48)]
+
+
+def test_read_row_group_leaves_out_only_the_rows_whose_text_is_not_utf8(tmp_path):
+    path = str(tmp_path / "part-00000.parquet")
+    write_with_bad_text(path, [record(i, jpeg(40, 40)) for i in range(6)], {1: b"\xff", 4: b"ab\xc3\x28"},
+                        row_group_size=6)
+    group = read_row_group(contract.open_shard(path, contract.CLEAN_SCHEMA), path, 0, ["key", "caption"])
+    assert [r and r["key"] for r in group.rows] == ["k0", None, "k2", "k3", None, "k5"]
+    assert group.rows[2]["caption"] == "第2张图片"  # the rows kept are text again
+    assert group.problem == f"{path}: row group 0: 2 row(s) hold text that is not valid UTF-8 (column 'caption')"

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 
 from tests.support import evaluation_sets as layouts
+from tests.support.damage import damage_file
+from tests.support.images import hostile_images
 from training.evaluate import main, retrieval_metrics
 from training.evaluation.cli import default_output
 from training.evaluation.datasets import load_retrieval_set
@@ -128,6 +130,42 @@ def test_zeroshot_command_reports_bad_input(tmp_path, checkpoints, capsys):
                "--classnames", str(short), "--workers", "0"])
     assert rc == 2
     assert "2 class names for 3 class folders" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_zeroshot_command_skips_and_counts_images_that_do_not_decode_and_names_a_bad_classname_file(
+        tmp_path, checkpoints, capsys):
+    names = layouts.write_image_folder(str(tmp_path), ["红色", "蓝色"], per_class=3)
+    hostile = list(hostile_images().values())
+    broken = sorted((tmp_path / "val").rglob("*.JPEG"))[1:4]
+    for path, data in zip(broken, hostile):
+        path.write_bytes(data)
+    (tmp_path / "templates.txt").write_text("{}的照片。\n", encoding="utf-8")
+    output = tmp_path / "zs.json"
+    args = ["zeroshot", "--checkpoint", checkpoints["global"], "--image-dir", str(tmp_path / "val"),
+            "--templates", str(tmp_path / "templates.txt"), "--workers", "0", "--device", "cpu",
+            "--output", str(output)]
+    assert main([*args, "--classnames", names]) == 0
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert (result["n_images"], result["skipped"]) == (3, 3)
+    captured = capsys.readouterr()
+    assert all(f"image {path} does not decode" in captured.err for path in broken)
+    assert "3 skipped: they do not decode" in captured.out
+    with open(names, "ab") as f:
+        f.write("綠色\n".encode("big5"))
+    assert main([*args, "--classnames", names]) == 2
+    assert f"{names}: not UTF-8 text (line 3" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_a_damaged_checkpoint_is_an_error_naming_it(tmp_path, checkpoints, capsys):
+    names = layouts.write_image_folder(str(tmp_path), ["红色", "蓝色"], per_class=1)
+    damaged = tmp_path / "best.pt"
+    damaged.write_bytes(open(checkpoints["global"], "rb").read())
+    damage_file(str(damaged), "flipped")
+    assert main(["zeroshot", "--checkpoint", str(damaged), "--image-dir", str(tmp_path / "val"),
+                 "--classnames", names, "--workers", "0", "--device", "cpu"]) == 2
+    assert f"{damaged}: corrupt, its contents do not match the digest" in capsys.readouterr().err
 
 
 @pytest.mark.e2e

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from training.evaluation.datasets.galleries import EvalDataError
 from training.evaluation.prompts import (
     PromptSet,
     chinese_templates,
@@ -54,3 +55,12 @@ def test_template_file_needs_one_slot_per_line(tmp_path):
     bad.write_text("{}的照片。\n没有位置\n", encoding="utf-8")
     with pytest.raises(ValueError, match="exactly one"):
         read_templates(str(bad))
+
+
+@pytest.mark.parametrize("read", [read_classnames, read_templates])
+@pytest.mark.parametrize("encoding", ["gbk", "big5", "utf-16"])
+def test_a_file_that_is_not_utf8_is_an_error_naming_the_file_and_line(tmp_path, read, encoding):
+    path = tmp_path / "names.txt"
+    path.write_bytes("{}的照片\n".encode("utf-8") + "一張{}的圖\n".encode(encoding))
+    with pytest.raises(EvalDataError, match=rf"^{path}: not UTF-8 text \(line 2, "):
+        read(str(path))

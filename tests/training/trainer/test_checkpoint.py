@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from filters import contract
-from training.api import load_checkpoint, resolve_checkpoint
+from tests.support.damage import DAMAGES, damage_file
+from training.api import CheckpointError, load_checkpoint, resolve_checkpoint
 from training.trainer import checkpoint as ckpt
 
 
@@ -43,3 +44,28 @@ def test_latest_and_pruning_keep_best(tmp_path):
     assert sorted(os.listdir(ckpt.checkpoint_dir(out))) == sorted(
         [contract.BEST_CHECKPOINT, contract.step_checkpoint_name(2), contract.step_checkpoint_name(10)])
     assert resolve_checkpoint(out) == ckpt.best_path(out)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_latest_falls_back_to_the_newest_checkpoint_that_loads_and_names_what_it_skipped(tmp_path, capsys, how):
+    out = str(tmp_path)
+    for step in (1, 2, 3):
+        ckpt.save({"step": step, "weights": torch.full((64,), float(step))}, ckpt.step_path(out, step))
+    damage_file(ckpt.step_path(out, 3), how)
+    ckpt.save({"weights": torch.zeros(2)}, ckpt.step_path(out, 4))  # loads, but is no training state
+    path, state = ckpt.load_latest(out, required=("step", "weights"))
+    assert (path, state["step"]) == (ckpt.step_path(out, 2), 2)
+    err = capsys.readouterr().err
+    assert f"skipping {ckpt.step_path(out, 4)}: not a training checkpoint (no step)" in err
+    assert f"skipping {ckpt.step_path(out, 3)}: " in err
+
+
+def test_latest_with_no_checkpoint_that_loads_is_an_error_listing_them(tmp_path):
+    out = str(tmp_path)
+    assert ckpt.load_latest(out) is None  # nothing saved yet: a fresh start
+    for step in (1, 2):
+        ckpt.save({"step": step}, ckpt.step_path(out, step))
+        damage_file(ckpt.step_path(out, step), "truncated")
+    with pytest.raises(CheckpointError, match="no checkpoint .* loads") as info:
+        ckpt.load_latest(out)
+    assert ckpt.step_path(out, 1) in str(info.value) and ckpt.step_path(out, 2) in str(info.value)

@@ -1,4 +1,5 @@
-"""The streaming reader: split across ranks and workers, shuffle, resume, corrupt images, bad input."""
+"""The streaming reader: split across ranks and workers, shuffle, resume, corrupt images, damaged
+shards, bad input."""
 
 import itertools
 
@@ -8,6 +9,8 @@ import pytest
 import torch
 
 from filters import contract
+from tests.support.damage import corrupt_page, write_with_bad_text
+from tests.support.images import hostile_images
 from tests.support.training import write_clean_shards
 from training.tokenizer import default_tokenizer
 from training.trainer.data import (
@@ -16,8 +19,10 @@ from training.trainer.data import (
     PairStream,
     StreamPosition,
     StreamTracker,
+    WorkUnit,
     make_loader,
     plan_units,
+    read_unit,
     scan_shards,
 )
 
@@ -141,3 +146,90 @@ def test_resuming_with_another_worker_count_is_refused():
     state = StreamTracker(2, {0: StreamPosition(0, 5, 0)}, 3).state_dict()
     with pytest.raises(ValueError, match="--workers 2"):
         StreamTracker.from_state_dict(state, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged shards: a corrupt page, text that is not UTF-8
+# --------------------------------------------------------------------------------------------
+
+
+class ReadsAllDecoder(KeyDecoder):
+    """KeyDecoder that reads the image column too (and so meets its damage), decoding nothing."""
+
+    columns = ImageDecoder.columns
+
+
+def _one_shard(tmp_path, clean_pairs, n=48, row_group_size=8):
+    write_clean_shards(str(tmp_path), clean_pairs[:n], rows_per_shard=n, row_group_size=row_group_size)
+    return str(tmp_path / contract.shard_name(0))
+
+
+@pytest.mark.parametrize("group,column", [(1, "image"), (3, "caption"), (5, "key")])
+def test_a_row_group_with_a_corrupt_page_is_skipped_counted_and_named(tmp_path, clean_pairs, capsys, group, column):
+    path = _one_shard(tmp_path, clean_pairs)
+    corrupt_page(path, group, column)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)
+    stream = PairStream(shards, ReadsAllDecoder(), _fake_tokenizer, 4, shuffle_buffer=8)
+    batches, tracker = _batches(stream, 10)  # 40 rows: the whole epoch of the 40 readable rows
+    keys = [k for batch in batches for k in batch]
+    lost = {r["key"] for r in clean_pairs[group * 8:(group + 1) * 8]}
+    assert sorted(keys) == sorted(r["key"] for r in clean_pairs[:48] if r["key"] not in lost)
+    assert tracker.skipped == 8
+    err = capsys.readouterr().err
+    assert f"{path}: row group {group} is corrupt" in err and "8 row(s) skipped" in err
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_stream_resumed_past_a_corrupt_row_group_continues_exactly(tmp_path, clean_pairs, workers):
+    corrupt_page(_one_shard(tmp_path, clean_pairs), 2)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)
+
+    def stream(tracker=None):
+        tracker = tracker or StreamTracker(workers)
+        return PairStream(shards, ReadsAllDecoder(), _fake_tokenizer, 3, num_workers=workers, shuffle_buffer=4,
+                          positions=tracker.positions, rotation=tracker.rotation)
+
+    straight, straight_tracker = _batches(stream(), 30)  # 90 rows: into the third epoch
+    for stop in (5, 13):
+        first, tracker = _batches(stream(), stop)
+        rest, resumed = _batches(stream(StreamTracker.from_state_dict(tracker.state_dict(), workers)), 30 - stop)
+        assert first + rest == straight
+        assert resumed.positions == straight_tracker.positions  # the skip counts too
+    assert straight_tracker.skipped >= 2 * 8  # two whole epochs passed the corrupt row group
+
+
+def test_captions_that_are_not_utf8_are_skipped_counted_and_named(tmp_path, clean_pairs, capsys):
+    path = str(tmp_path / contract.shard_name(0))
+    write_with_bad_text(path, clean_pairs[:20], {3: b"bad \xff\xfe", 17: b"\xc3\x28"}, row_group_size=10)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)
+    stream = PairStream(shards, ReadsAllDecoder(), _fake_tokenizer, 2, shuffle_buffer=1)
+    batches, tracker = _batches(stream, 9)
+    keys = [k for batch in batches for k in batch]
+    assert sorted(keys) == sorted(r["key"] for i, r in enumerate(clean_pairs[:20]) if i not in (3, 17))
+    assert tracker.skipped == 2
+    err = capsys.readouterr().err
+    for group in (0, 1):
+        assert f"{path}: row group {group}: 1 row(s) hold text that is not valid UTF-8 (column 'caption')" in err
+
+
+def test_without_a_count_a_damaged_unit_is_an_error_naming_the_file(tmp_path, clean_pairs):
+    path = _one_shard(tmp_path, clean_pairs, n=16)
+    corrupt_page(path, 1)
+    with pytest.raises(contract.ShardReadError, match=f"{path}: row group 1"):
+        read_unit(WorkUnit(path, 1), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)
+    assert len(read_unit(WorkUnit(path, 0), contract.CLEAN_SCHEMA, ReadsAllDecoder.columns)) == 8
+
+
+def test_hostile_images_are_skipped_and_counted(tmp_path, clean_pairs):
+    """Images whose headers parse but whose decoders raise odd errors, or which are over the pixel
+    cap, cost their own sample: the stream goes on."""
+    hostile = list(hostile_images().values())
+    records = [dict(r, image=hostile[i]) if i < len(hostile) else dict(r) for i, r in enumerate(clean_pairs[:12])]
+    write_clean_shards(str(tmp_path), records, rows_per_shard=12, row_group_size=12)
+    shards = scan_shards(str(tmp_path), contract.CLEAN_SCHEMA, ImageDecoder.columns)
+    from torchvision.transforms import ToTensor
+
+    stream = PairStream(shards, ImageDecoder(ToTensor()), _fake_tokenizer, 12 - len(hostile), shuffle_buffer=1)
+    batch = next(iter(stream))
+    assert batch["pixels"].shape[0] == 12 - len(hostile)
+    assert int(batch["meta"][3]) == len(hostile)  # the running skip count

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.damage import corrupt_page, write_with_bad_text
 from tests.support.training import write_clean_shards
 from training.model import LiTConfig, LiTModel, build_image_tower
 from training.train import main as train_main
@@ -101,3 +102,27 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, clean_pairs):
     assert (written, skipped) == (4, 2)
     keys = [r["key"] for r in pq.read_table(target).to_pylist()]
     assert keys == [r["key"] for i, r in enumerate(records) if i not in (1, 4)]
+
+
+def test_a_corrupt_row_group_and_captions_that_are_not_utf8_are_skipped_counted_and_named(tmp_path, clean_pairs,
+                                                                                       capsys):
+    records = clean_pairs[:12]
+    corrupt, = write_clean_shards(str(tmp_path / "a"), records, rows_per_shard=12, row_group_size=4)
+    corrupt_page(corrupt, 1)
+    bad_text = str(tmp_path / "b" / "part-00000.parquet")
+    os.makedirs(os.path.dirname(bad_text))
+    write_with_bad_text(bad_text, records, {2: b"\xff\xfe", 9: b"\xed\xa0\x80"}, row_group_size=6)
+    torch.manual_seed(0)
+    tower = build_image_tower(LiTConfig.tiny())
+    transform = image_transform(tower, training=False, image_size=64)
+    for source, lost in ((corrupt, {4, 5, 6, 7}), (bad_text, {2, 9})):
+        target = str(tmp_path / "cache" / f"{len(lost)}.parquet")
+        written, skipped = feature_cache.cache_shard(tower, [transform], source, target, 0, 4, torch.device("cpu"),
+                                                     0, contextlib.nullcontext)
+        assert (written, skipped) == (12 - len(lost), len(lost))
+        keys = [r["key"] for r in pq.read_table(target).to_pylist()]
+        assert keys == [r["key"] for i, r in enumerate(records) if i not in lost]
+    err = capsys.readouterr().err
+    assert f"{corrupt}: row group 1 is corrupt" in err
+    assert f"{bad_text}: row group 0: 1 row(s) hold text that is not valid UTF-8 (column 'caption')" in err
+    assert f"{bad_text}: row group 1: 1 row(s)" in err

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from filters import contract
+from tests.support.damage import damage_file
+from tests.support.images import jpeg
 from training.train import main
 from training.trainer import checkpoint as ckpt
 
@@ -17,7 +19,7 @@ TINY = ["--tiny", "--global-batch", "16", "--warmup-steps", "2", "--seed", "0"]
 def _bad(capsys, clean_dir, out, *extra):
     code = main(["--data", clean_dir, "--output", str(out), *TINY, "--steps", "2", "--workers", "0", *extra])
     assert code == 2
-    assert not os.path.exists(ckpt.checkpoint_dir(str(out)))  # nothing trained
+    assert not os.path.exists(ckpt.step_path(str(out), 2))  # nothing trained
     return capsys.readouterr().err
 
 
@@ -58,3 +60,33 @@ def test_fp16_without_a_gpu_fails_before_training(tmp_path, capsys, clean_dir):
 @pytest.mark.e2e
 def test_a_global_batch_that_does_not_split_is_refused(tmp_path, capsys, clean_dir):
     assert "does not split" in _bad(capsys, clean_dir, tmp_path / "out", "--accum-freq", "3")
+
+
+@pytest.mark.e2e
+def test_a_class_name_file_that_is_not_utf8_fails_at_start_naming_the_file_and_line(tmp_path, capsys, clean_dir):
+    for folder in ("n01", "n02"):
+        (tmp_path / "val" / folder).mkdir(parents=True)
+        (tmp_path / "val" / folder / "a.jpg").write_bytes(jpeg(64, 64))
+    names = tmp_path / "names.txt"
+    names.write_bytes("红色\n".encode() + "藍色\n".encode("big5"))
+    err = _bad(capsys, clean_dir, tmp_path / "out", "--val-every", "1", "--val-dir", str(tmp_path / "val"),
+               "--val-classnames", str(names))
+    assert f"{names}: not UTF-8 text (line 2" in err
+
+
+@pytest.mark.e2e
+def test_a_class_name_file_that_does_not_match_the_folders_fails_at_start(tmp_path, capsys, clean_dir):
+    (tmp_path / "val" / "n01").mkdir(parents=True)
+    (tmp_path / "val" / "n01" / "a.jpg").write_bytes(jpeg(64, 64))
+    (tmp_path / "names.txt").write_text("红色\n蓝色\n", encoding="utf-8")
+    err = _bad(capsys, clean_dir, tmp_path / "out", "--val-every", "1", "--val-dir", str(tmp_path / "val"),
+               "--val-classnames", str(tmp_path / "names.txt"))
+    assert "2 class names for 1 class folders" in err
+
+
+@pytest.mark.e2e
+def test_resuming_from_a_damaged_checkpoint_file_names_it(tmp_path, capsys, clean_dir):
+    path = ckpt.step_path(str(tmp_path / "out"), 1)
+    ckpt.save({"step": 1}, path)
+    damage_file(path, "truncated")
+    assert f"{path}: not a readable checkpoint" in _bad(capsys, clean_dir, tmp_path / "out", "--resume", path)

@@ -9,13 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
+from filters import contract
+from tests.support.damage import damage_file
+from tests.support.images import jpeg
 from tests.support.training import tiny_model
 from training.api import load_checkpoint, load_model, resolve_checkpoint, step_checkpoints
 from training.model import LiTConfig, LiTModel
 from training.tokenizer import default_tokenizer
 from training.train import main
 from training.trainer import checkpoint as ckpt
-from training.trainer.train import trim_padding
+from training.trainer.train import forget_steps_after, trim_padding
 
 TINY = ["--tiny", "--global-batch", "16", "--warmup-steps", "2", "--log-every", "10", "--seed", "0"]
 
@@ -95,6 +98,48 @@ def test_four_steps_equal_two_steps_resume_two_steps(tmp_path, clean_dir):
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["optimizer"]["state"][index][name]))
 
 
+def _logged(out) -> list[str]:
+    """The progress lines of a run without their samples/s, which is the one thing that varies."""
+    lines = (out / "train.log").read_text(encoding="utf-8").splitlines()
+    return [" | ".join(part for part in line.split(" | ") if "samples/s" not in part) for line in lines]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("how", ["truncated", "flipped"])
+def test_resume_latest_skips_a_damaged_newest_checkpoint_and_still_ends_exactly(tmp_path, clean_dir, capsys, how):
+    """A killed run's leftovers: a damaged newest checkpoint, a save's temporary, logged steps
+    after the checkpoint it resumes from. The rerun ends as an uninterrupted run does."""
+    common = ["--steps", "4", "--workers", "0", "--save-every", "1", "--log-every", "1", "--precision", "fp32"]
+    assert _run(clean_dir, tmp_path / "straight", *common) == 0
+    split = tmp_path / "split"
+    assert _run(clean_dir, split, *common, "--stop-at", "3") == 0
+    damage_file(ckpt.step_path(str(split), 3), how)
+    stale = contract.storage.temporary_for(ckpt.step_path(str(split), 4))
+    with open(stale, "wb") as f:
+        f.write(b"half a checkpoint")
+    capsys.readouterr()
+    assert _run(clean_dir, split, *common, "--resume", "latest") == 0
+    out, err = capsys.readouterr()
+    assert f"skipping {ckpt.step_path(str(split), 3)}: " in err
+    assert f"--resume latest: {ckpt.step_path(str(split), 2)}" in out and "resumed from step 2" in out
+    assert not os.path.exists(stale)
+    a = load_checkpoint(ckpt.step_path(str(tmp_path / "straight"), 4))
+    b = load_checkpoint(ckpt.step_path(str(split), 4))
+    assert a["data"] == b["data"]
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert _logged(split) == _logged(tmp_path / "straight")  # steps 1..4, each once
+    assert [line.split("/")[0] for line in _logged(split)] == ["step 1", "step 2", "step 3", "step 4"]
+
+
+def _validation_inputs(tmp_path) -> tuple[str, str]:
+    """A two-class image folder and its class-name file."""
+    for folder, colour in (("n01", (200, 0, 0)), ("n02", (0, 0, 200))):
+        (tmp_path / "val" / folder).mkdir(parents=True)
+        (tmp_path / "val" / folder / "a.jpg").write_bytes(jpeg(64, 64, colour))
+    (tmp_path / "names.txt").write_text("红色\n蓝色\n", encoding="utf-8")
+    return str(tmp_path / "val"), str(tmp_path / "names.txt")
+
+
 @pytest.mark.e2e
 def test_validation_keeps_the_best_checkpoint(tmp_path, clean_dir, monkeypatch):
     import sys
@@ -109,10 +154,11 @@ def test_validation_keeps_the_best_checkpoint(tmp_path, clean_dir, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "training.evaluation.zeroshot",
                         types.SimpleNamespace(zero_shot_validate=zero_shot_validate))
-    out = tmp_path / "val"
-    assert _run(clean_dir, out, "--steps", "6", "--workers", "0", "--val-every", "2", "--val-dir", "imgs",
-                "--val-classnames", "names.txt", "--save-every", "100") == 0
-    assert seen == [("LiTModel", "imgs", "names.txt", False)] * 3
+    images, names = _validation_inputs(tmp_path)
+    out = tmp_path / "run"
+    assert _run(clean_dir, out, "--steps", "6", "--workers", "0", "--val-every", "2", "--val-dir", images,
+                "--val-classnames", names, "--save-every", "100") == 0
+    assert seen == [("LiTModel", images, names, False)] * 3
     best = load_checkpoint(ckpt.best_path(str(out)))
     assert best["step"] == 4 and best["best_top1"] == 30.0
     assert resolve_checkpoint(str(out)) == ckpt.best_path(str(out))
@@ -144,3 +190,15 @@ def test_trimming_trailing_padding_leaves_the_global_text_feature_unchanged():
     short_ids, short_mask = trim_padding(ids, mask)
     assert short_ids.shape == (2, int(mask.sum(dim=1).max()))
     assert torch.allclose(model.encode_text(ids, mask), model.encode_text(short_ids, short_mask), atol=1e-5)
+
+
+def test_a_resumed_log_forgets_the_steps_after_its_checkpoint(tmp_path):
+    log = tmp_path / "train.log"
+    lines = [f"step {s}/12 | 9.0 samples/s | loss 2.0\n" for s in (1, 2, 3, 10, 11)]
+    log.write_text("".join(lines[:3]) + "a note\n" + "".join(lines[3:]), encoding="utf-8")
+    forget_steps_after(str(log), 10)
+    assert log.read_text(encoding="utf-8") == "".join(lines[:3]) + "a note\n" + lines[3]
+    forget_steps_after(str(log), 0)  # a fresh start in the same directory begins a new log
+    assert log.read_text(encoding="utf-8") == "a note\n"
+    forget_steps_after(str(tmp_path / "none.log"), 3)  # nothing to forget
+    assert not (tmp_path / "none.log").exists()

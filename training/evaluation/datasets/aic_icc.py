@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from training.evaluation.datasets.annotations import require_file
+from training.evaluation.datasets.annotations import read_text, require_file
 from training.evaluation.datasets.galleries import EvalDataError, FileGallery
 from training.evaluation.datasets.retrieval_set import RetrievalSet, build_retrieval_set
 
@@ -16,11 +16,11 @@ def load_aic_icc(annotations: str, image_dir: str, max_images: int | None = None
     `max_images` keeps the first N images of the file (papers evaluate on a subset of the 30,000
     validation images; say which in the results).
     """
-    with open(require_file(annotations, "AIC-ICC annotation file"), encoding="utf-8") as f:
-        try:
-            records = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise EvalDataError(f"{annotations}: not JSON: {exc}") from exc
+    text = read_text(require_file(annotations, "AIC-ICC annotation file"))
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvalDataError(f"{annotations}: not JSON: {exc}") from exc
     if not isinstance(records, list):
         raise EvalDataError(f"{annotations}: expected a JSON list of images")
     if max_images is not None:

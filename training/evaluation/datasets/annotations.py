@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -15,10 +16,23 @@ def require_file(path: str, what: str) -> str:
     return path
 
 
+def read_text(path: str) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped). Bytes that are not UTF-8 are an
+    EvalDataError naming the file and the line: every text input has one policy, and a file in a
+    legacy encoding (GBK, Big5) must fail here, not as a UnicodeDecodeError naming nothing."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise EvalDataError(f"{path}: not UTF-8 text (line {line}, byte {err.start}: {err.reason}); "
+                            "save it as UTF-8") from err
+
+
 def read_lines(path: str) -> list[str]:
-    """The lines of a UTF-8 file (a byte-order mark is dropped), without line ends."""
-    with open(path, encoding="utf-8-sig") as f:
-        return [line.rstrip("\r\n") for line in f]
+    """The lines of a UTF-8 file (see `read_text`), without line ends (\\n, \\r\\n or \\r)."""
+    return [line.rstrip("\r\n") for line in io.StringIO(read_text(path), newline=None)]
 
 
 _POS_TAG = re.compile(r"^(.+):([a-zA-Z][a-zA-Z0-9]{0,5})$")

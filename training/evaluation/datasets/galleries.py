@@ -3,8 +3,9 @@
 A gallery is a list of image ids whose images load one at a time (`load(i)`), so a 30K-image
 benchmark is never held decoded in memory, and whose `fingerprint()` changes when the images do
 (the embedding cache's key). Images are decoded by `filters.contract.images`, the decoder (and
-pixel cap) of the filter and the trainer; an image that does not decode is an error naming it,
-because a benchmark must not silently shrink.
+pixel cap) of the filter and the trainer. `without_undecodable` checks every image before an
+evaluation and leaves out, naming each and counting them, those that do not decode, so that one
+bad file costs its own sample and not the run; an image that fails later is an error naming it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import base64
 import binascii
 import hashlib
 import os
+import sys
 from collections.abc import Sequence
 
 from PIL import Image
 
-from filters.contract.images import ImageDecodeError, decode_image
+from filters.contract.images import ImageDecodeError, decode_image, image_decodes
 
 
 class EvalDataError(ValueError):
@@ -50,8 +52,17 @@ class FileGallery:
         return len(self.ids)
 
     def load(self, index: int) -> Image.Image:
+        return _decode(self.encoded(index), self.paths[index])
+
+    def encoded(self, index: int) -> bytes:
         with open(self.paths[index], "rb") as f:
-            return _decode(f.read(), self.paths[index])
+            return f.read()
+
+    def describe(self, index: int) -> str:
+        return self.paths[index]
+
+    def subset(self, indices: Sequence[int]) -> "FileGallery":
+        return FileGallery([self.ids[i] for i in indices], [self.paths[i] for i in indices])
 
     def fingerprint(self) -> str:
         """Changes when a file is added, removed, replaced or touched."""
@@ -75,17 +86,24 @@ class Base64TsvGallery:
         return len(self.ids)
 
     def load(self, index: int) -> Image.Image:
+        return _decode(self.encoded(index), self.describe(index))
+
+    def encoded(self, index: int) -> bytes:
         with open(self.tsv_path, "rb") as f:
             f.seek(self.offsets[index])
             line = f.readline().rstrip(b"\r\n")
         _, _, payload = line.partition(b"\t")
-        where = f"{self.ids[index]} in {self.tsv_path}"
         try:
             # Chinese-CLIP and MUGE write urlsafe base64; the standard alphabet decodes too.
-            data = base64.urlsafe_b64decode(payload.replace(b"+", b"-").replace(b"/", b"_"))
+            return base64.urlsafe_b64decode(payload.replace(b"+", b"-").replace(b"/", b"_"))
         except (binascii.Error, ValueError) as exc:
-            raise EvalDataError(f"bad base64 for image {where}: {exc}") from exc
-        return _decode(data, where)
+            raise EvalDataError(f"bad base64 for image {self.describe(index)}: {exc}") from exc
+
+    def describe(self, index: int) -> str:
+        return f"{self.ids[index]} in {self.tsv_path}"
+
+    def subset(self, indices: Sequence[int]) -> "Base64TsvGallery":
+        return Base64TsvGallery(self.tsv_path, [self.ids[i] for i in indices], [self.offsets[i] for i in indices])
 
     def fingerprint(self) -> str:
         stat = os.stat(self.tsv_path)
@@ -105,7 +123,16 @@ class BytesGallery:
         return len(self.ids)
 
     def load(self, index: int) -> Image.Image:
-        return _decode(self.images[index], f"{self.ids[index]} in {self.source}")
+        return _decode(self.images[index], self.describe(index))
+
+    def encoded(self, index: int) -> bytes:
+        return self.images[index]
+
+    def describe(self, index: int) -> str:
+        return f"{self.ids[index]} in {self.source}"
+
+    def subset(self, indices: Sequence[int]) -> "BytesGallery":
+        return BytesGallery([self.ids[i] for i in indices], [self.images[i] for i in indices], self.source)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -116,3 +143,19 @@ class BytesGallery:
 
 
 Gallery = FileGallery | Base64TsvGallery | BytesGallery
+
+
+def undecodable_images(gallery: Gallery) -> list[int]:
+    """The indices of the images that do not decode (the decoder's check: JPEGs at 1/8 scale, so
+    a pass costs a fraction of the evaluation), each announced on stderr by name."""
+    bad = []
+    for index in range(len(gallery)):
+        try:
+            usable = image_decodes(gallery.encoded(index))
+        except EvalDataError:  # bad base64: no image bytes at all
+            usable = False
+        if not usable:
+            print(f"warning: image {gallery.describe(index)} does not decode (truncated, corrupt, not an image "
+                  "or over the pixel cap); skipped", file=sys.stderr, flush=True)
+            bad.append(index)
+    return bad

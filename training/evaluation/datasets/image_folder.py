@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from training.evaluation.datasets.galleries import EvalDataError, FileGallery
+from training.evaluation.datasets.galleries import EvalDataError, FileGallery, undecodable_images
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 
@@ -20,6 +20,7 @@ class ClassificationSet:
     labels: list[int]
     classnames: list[str]
     class_folders: list[str]
+    skipped: int = 0  # images left out because they do not decode (`without_undecodable_images`)
 
 
 def list_class_folders(root: str) -> list[str]:
@@ -52,3 +53,15 @@ def load_image_folder(root: str, classnames: Sequence[str]) -> ClassificationSet
     if not paths:
         raise EvalDataError(f"no images in the class folders of {root}")
     return ClassificationSet(FileGallery(ids, paths), labels, list(classnames), folders)
+
+
+def without_undecodable_images(dataset: ClassificationSet) -> ClassificationSet:
+    """The set without the images that do not decode (each named on stderr); `skipped` counts them."""
+    bad = set(undecodable_images(dataset.gallery))
+    if not bad:
+        return dataset
+    kept = [i for i in range(len(dataset.gallery)) if i not in bad]
+    if not kept:
+        raise EvalDataError("no image of the class folders decodes")
+    return replace(dataset, gallery=dataset.gallery.subset(kept), labels=[dataset.labels[i] for i in kept],
+                   skipped=dataset.skipped + len(bad))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from training.evaluation.datasets.galleries import EvalDataError, Gallery
+from training.evaluation.datasets.galleries import EvalDataError, Gallery, undecodable_images
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class RetrievalSet:
     image_of_text: list[tuple[int, ...]]
     directions: tuple[str, ...] = ("i2t", "t2i")
     text_ids: list[str] = field(default_factory=list)
+    skipped: int = 0  # pairs of the source left out because they could not be read or decoded
 
     def __post_init__(self) -> None:
         if len(self.gallery) == 0:
@@ -63,3 +64,25 @@ def build_retrieval_set(
         image_of_text.append(tuple(sorted({index_of[i] for i in image_ids})))
         text_ids.append(str(text_id))
     return RetrievalSet(name, gallery, texts, image_of_text, tuple(directions), text_ids)
+
+
+def without_undecodable(dataset: RetrievalSet) -> RetrievalSet:
+    """The set without the images that do not decode (each named on stderr) and the texts left
+    with no image; `skipped` counts the images left out."""
+    bad = set(undecodable_images(dataset.gallery))
+    if not bad:
+        return dataset
+    kept = [i for i in range(len(dataset.gallery)) if i not in bad]
+    new_index = {old: new for new, old in enumerate(kept)}
+    texts, image_of_text, text_ids = [], [], []
+    for j, images in enumerate(dataset.image_of_text):
+        remaining = tuple(new_index[i] for i in images if i in new_index)
+        if remaining:
+            texts.append(dataset.texts[j])
+            image_of_text.append(remaining)
+            if dataset.text_ids:
+                text_ids.append(dataset.text_ids[j])
+    if not kept or not texts:
+        raise EvalDataError(f"{dataset.name}: no image of the set decodes")
+    return replace(dataset, gallery=dataset.gallery.subset(kept), texts=texts, image_of_text=image_of_text,
+                   text_ids=text_ids, skipped=dataset.skipped + len(bad))

@@ -23,7 +23,10 @@ def read_base64_tsv(tsv_path: str) -> Base64TsvGallery:
                 image_id, tab, payload = stripped.partition(b"\t")
                 if not tab or not payload:
                     raise EvalDataError(f"{tsv_path}:{line_number}: expected 'image_id<TAB>base64'")
-                ids.append(image_id.decode("utf-8"))
+                try:
+                    ids.append(image_id.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise EvalDataError(f"{tsv_path}:{line_number}: the image id is not UTF-8 text") from exc
                 offsets.append(offset)
             offset += len(line)
     if not ids:

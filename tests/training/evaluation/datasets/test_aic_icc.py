@@ -23,3 +23,10 @@ def test_empty_gallery(tmp_path):
     (tmp_path / "aic.json").write_text("[]")
     with pytest.raises(EvalDataError, match="gallery is empty"):
         load_aic_icc(str(tmp_path / "aic.json"), str(tmp_path))
+
+
+def test_an_annotation_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "annotations.json"
+    path.write_bytes('[{"image_id": "a.jpg", "caption": ["'.encode() + "猫的图片".encode("gbk") + b'"]}]')
+    with pytest.raises(EvalDataError, match=rf"^{path}: not UTF-8 text \(line 1"):
+        load_aic_icc(str(path), str(tmp_path))

@@ -21,3 +21,10 @@ def test_lines_lose_the_byte_order_mark_and_line_ends(tmp_path):
     assert read_lines(str(path)) == ["第一", "第二"]
     with pytest.raises(EvalDataError, match="caption file not found"):
         require_file(str(tmp_path / "none.txt"), "caption file")
+
+
+def test_a_line_that_is_not_utf8_is_an_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "captions.txt"
+    path.write_bytes("第一行\r\n第二行\n".encode() + "第三行\n".encode("gbk"))
+    with pytest.raises(EvalDataError, match=rf"^{path}: not UTF-8 text \(line 3, byte 21"):
+        read_lines(str(path))

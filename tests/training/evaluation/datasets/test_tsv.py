@@ -41,3 +41,14 @@ def test_malformed_lines(tmp_path):
     (tmp_path / "test_texts.jsonl").write_text("")
     with pytest.raises(EvalDataError, match="test_imgs.tsv:1"):
         load_tsv_jsonl(str(tmp_path / "test_imgs.tsv"), str(tmp_path / "test_texts.jsonl"))
+
+
+def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    (tmp_path / "test_imgs.tsv").write_bytes(b"1\taGVsbG8=\n\xff\xfe\taGVsbG8=\n")
+    (tmp_path / "test_texts.jsonl").write_text("")
+    with pytest.raises(EvalDataError, match="test_imgs.tsv:2: the image id is not UTF-8"):
+        load_tsv_jsonl(str(tmp_path / "test_imgs.tsv"), str(tmp_path / "test_texts.jsonl"))
+    (tmp_path / "test_imgs.tsv").write_bytes(b"1\taGVsbG8=\n")
+    (tmp_path / "test_texts.jsonl").write_bytes(b'{"text_id": 1, "text": "ok", "image_ids": [1]}\n{"text": "\xc3\x28"}\n')
+    with pytest.raises(EvalDataError, match=r"test_texts.jsonl: not UTF-8 text \(line 2"):
+        load_tsv_jsonl(str(tmp_path / "test_imgs.tsv"), str(tmp_path / "test_texts.jsonl"))
