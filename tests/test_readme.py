@@ -55,7 +55,15 @@ NARRATION = ("this session", "built concurrently", "in a later session")
 #: and pytest node ids (the file must define the test) or ".ci/run" (it must run the make target).
 COVERAGE: list[tuple[str, tuple[str, ...]]] = [
     (r"^make install$", (".ci/run",)),
-    (r"^make test\b", (".ci/run",)),
+    (r"^make test(?![\w-])", (".ci/run",)),
+    (r"^make test-flink$", ("tests/pipelines/test_crawl_flink.py::test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner",
+                            "tests/pipelines/test_filter_flink.py::test_filter_on_flink_matches_the_in_process_runner")),
+    (r"^python -m apache_beam\.runners\.worker\.worker_pool_main\b",
+     ("tests/support/test_flink_cluster.py::test_the_cluster_comes_up_with_its_slots_and_stops_leaving_no_process",)),
+    (r"^python -m pipelines\.crawl --url-list \S+ --output \S+ --runner=FlinkRunner\b",
+     ("tests/pipelines/test_crawl_flink.py::test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner",)),
+    (r"^python -m pipelines\.filter --input \S+ --output \S+ --runner=FlinkRunner\b",
+     ("tests/pipelines/test_filter_flink.py::test_filter_on_flink_matches_the_in_process_runner",)),
     (r"^make demo\b", (".ci/run", "tests/pipelines/test_demo.py::test_shortened_demo_end_to_end")),
     (r"^make help$", ("tests/test_readme.py::test_make_help_lists_every_target_the_docs_use",)),
     (r"^make queries$", ("tests/crawler/test_queries.py::test_cli_writes_the_list",
