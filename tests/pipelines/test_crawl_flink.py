@@ -1,7 +1,7 @@
 """The crawl on a standalone Flink cluster (FlinkRunner, EXTERNAL SDK harnesses from Beam's
 worker pool) writes the same raw shards as on the in-process runner, from the same command line.
 
-Run with `make test-flink`; the cluster comes from the session fixture `flink` (tests/conftest.py)."""
+Run with `make test-flink`; the cluster comes from the fixture `flink` (tests/pipelines/conftest.py)."""
 
 import pytest
 
@@ -11,7 +11,8 @@ from tests.support.crawl import crawl_argv, running_catalog
 from tests.support.flink_cluster import processes_mentioning
 from tests.support.runner_parity import run_stage, shard_rows
 
-pytestmark = [pytest.mark.e2e, pytest.mark.flink]
+# the first flink test also downloads Flink and the job server and starts the cluster
+pytestmark = [pytest.mark.e2e, pytest.mark.flink, pytest.mark.timeout(900)]
 
 #: error_message holds the words of the HTTP client, which may differ in a timeout's details.
 LEAVE_OUT = ("error_message",)

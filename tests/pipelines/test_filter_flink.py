@@ -2,7 +2,7 @@
 worker pool) writes the same clean and reject shards, funnel.json and stats.json as on the
 in-process runner, from the same command line.
 
-Run with `make test-flink`; the cluster comes from the session fixture `flink` (tests/conftest.py)."""
+Run with `make test-flink`; the cluster comes from the fixture `flink` (tests/pipelines/conftest.py)."""
 
 import pytest
 
@@ -10,7 +10,8 @@ from filters import contract
 from tests.support.flink_cluster import processes_mentioning
 from tests.support.runner_parity import read_json, run_stage, shard_rows
 
-pytestmark = [pytest.mark.e2e, pytest.mark.flink]
+# the first flink test also downloads Flink and the job server and starts the cluster
+pytestmark = [pytest.mark.e2e, pytest.mark.flink, pytest.mark.timeout(900)]
 
 
 def test_filter_on_flink_matches_the_in_process_runner(tmp_path, flink_beam_args, flink_job_server_jar):

@@ -187,6 +187,7 @@ def _require_flink():
 
 @pytest.mark.e2e
 @pytest.mark.flink
+@pytest.mark.timeout(900)  # the first start downloads Flink
 def test_the_cluster_comes_up_with_its_slots_and_stops_leaving_no_process(tmp_path):
     _require_flink()
     started = time.monotonic()
@@ -213,6 +214,7 @@ with flink_cluster.running_cluster(sys.argv[1]) as cluster:
 
 @pytest.mark.e2e
 @pytest.mark.flink
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_or_killed_owner_leaves_no_process(tmp_path, how):
     """Ctrl-C runs the stop; a kill -9 of the owner gives no chance to, and the kernel's
