@@ -238,3 +238,35 @@ def test_an_interrupted_or_killed_owner_leaves_no_process(tmp_path, how):
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+_SHOW_FLAGS = """
+import json, os, sys, urllib.request
+flags = dict(f.lstrip("-").split("=", 1) for f in os.environ["FLINK_BEAM_ARGS"].split())
+rest = flags["flink_master"].rsplit(":", 1)[1]
+overview = json.load(urllib.request.urlopen(f"http://127.0.0.1:{rest}/overview", timeout=10))
+print(json.dumps({"flags": flags, "overview": overview}), flush=True)
+sys.exit(7)
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.flink
+@pytest.mark.timeout(900)
+def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_path):
+    _require_flink()
+    (tmp_path / "job-server.jar").write_bytes(b"PK")  # the command here needs the flags, not the jar
+    env = dict(os.environ, PYTHONPATH=str(REPO), **{flink_cluster.JAR_ENV: str(tmp_path / "job-server.jar")})
+    workdir = tmp_path / "cluster"
+    answer = subprocess.run([sys.executable, "-m", "tests.support.flink_cluster", "run", "--workdir", str(workdir),
+                             "--slots", "2", "--", sys.executable, "-c", _SHOW_FLAGS],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert answer.returncode == 7, answer.stderr[-3000:]  # the command's status, passed on
+    shown = json.loads(answer.stdout.strip().splitlines()[-1])
+    flags = shown["flags"]
+    assert flags["runner"] == "FlinkRunner" and flags["environment_type"] == "EXTERNAL"
+    assert flags["flink_job_server_jar"] == str(tmp_path / "job-server.jar")
+    assert flags["environment_config"].startswith("localhost:")
+    assert (shown["overview"]["taskmanagers"], shown["overview"]["slots-total"]) == (1, 2)
+    pool_port = int(flags["environment_config"].split(":")[1])
+    assert _leftovers(workdir, [], pool_port) == []
