@@ -202,18 +202,28 @@ def job_server_jar(cache: Path | None = None) -> Path:
     with _cache_lock(cache):
         if jar.exists():
             return jar
+        writer = contract.atomic_output(str(jar))
         try:
             expected = _fetch(url + ".sha1", timeout=60).decode().split()[0].strip().lower()
-            data = _fetch(url)
+            digest = hashlib.sha1()
+            with urllib.request.urlopen(url, timeout=600) as answer:
+                while block := answer.read(1 << 20):
+                    digest.update(block)
+                    writer.stream.write(block)
         except urllib.error.HTTPError as err:
+            writer.discard()
             raise Unavailable(f"the Maven repository does not serve {coordinates} (HTTP {err.code} for {url}); "
                               f"set ${JAR_ENV} to a copy of that jar, or ${MAVEN_ENV} to a mirror") from err
         except (urllib.error.URLError, OSError) as err:
+            writer.discard()
             raise Unavailable(f"cannot download {coordinates} from {url}: {err}") from err
-        actual = hashlib.sha1(data).hexdigest()
-        if actual != expected:
-            raise Unavailable(f"{url}: SHA-1 {actual} differs from the published {expected}")
-        contract.write_bytes(str(jar), data)
+        except BaseException:
+            writer.discard()
+            raise
+        if digest.hexdigest() != expected:
+            writer.discard()
+            raise Unavailable(f"{url}: SHA-1 {digest.hexdigest()} differs from the published {expected}")
+        writer.commit()
     return jar
 
 
