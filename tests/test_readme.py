@@ -58,6 +58,8 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
     (r"^make test(?![\w-])", (".ci/run",)),
     (r"^make test-flink$", ("tests/pipelines/test_crawl_flink.py::test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner",
                             "tests/pipelines/test_filter_flink.py::test_filter_on_flink_matches_the_in_process_runner")),
+    (r"^python -m tests\.support\.flink_cluster fetch$",
+     ("tests/support/test_flink_cluster.py::test_fetch_prints_a_flink_and_a_job_server_that_java_runs",)),
     (r"^python -m apache_beam\.runners\.worker\.worker_pool_main\b",
      ("tests/support/test_flink_cluster.py::test_the_cluster_comes_up_with_its_slots_and_stops_leaving_no_process",)),
     (r"^python -m pipelines\.crawl --url-list \S+ --output \S+ --runner=FlinkRunner\b",

@@ -24,9 +24,12 @@ def local():
         yield served
 
 
-def _same_raw_shards(tmp_path, reference_argv, flink_argv, jar):
+def _same_raw_shards(tmp_path, reference_argv, flink_argv, flink, jar):
     seconds_in_process = run_stage("pipelines.crawl", reference_argv, tmp_path / "in-process.log")
+    before = flink.finished_jobs()
     seconds_flink = run_stage("pipelines.crawl", flink_argv, tmp_path / "flink.log")
+    ran = {job: parallelism for job, parallelism in flink.finished_jobs().items() if job not in before}
+    assert ran and set(ran.values()) == {flink.parallelism}, f"the cluster ran {ran}"
     print(f"[flink] crawl: in-process {seconds_in_process:.1f} s, Flink {seconds_flink:.1f} s")
     reference = shard_rows(tmp_path / "in-process" / "raw", contract.RAW_SCHEMA, LEAVE_OUT)
     assert shard_rows(tmp_path / "flink" / "raw", contract.RAW_SCHEMA, LEAVE_OUT) == reference
@@ -34,13 +37,13 @@ def _same_raw_shards(tmp_path, reference_argv, flink_argv, jar):
     assert not processes_mentioning(str(jar)), "FlinkRunner's job server outlived the crawl"
 
 
-def test_crawl_of_the_local_engine_on_flink_matches_the_in_process_runner(local, tmp_path, flink_beam_args,
+def test_crawl_of_the_local_engine_on_flink_matches_the_in_process_runner(local, tmp_path, flink, flink_beam_args,
                                                                            flink_job_server_jar):
     _same_raw_shards(tmp_path, crawl_argv(local, tmp_path / "in-process"),
-                     crawl_argv(local, tmp_path / "flink", *flink_beam_args), flink_job_server_jar)
+                     crawl_argv(local, tmp_path / "flink", *flink_beam_args), flink, flink_job_server_jar)
 
 
-def test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner(local, tmp_path, flink_beam_args,
+def test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner(local, tmp_path, flink, flink_beam_args,
                                                                      flink_job_server_jar):
     catalog, engine = local
     # every image of the catalog once, and the first query's again (duplicates to drop)
@@ -53,4 +56,4 @@ def test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner(local, tmp_p
         common = crawl_argv(local, tmp_path / name, *extra)[4:]  # without --queries FILE --output DIR
         return ["--url-list", str(url_list), "--output", str(tmp_path / name / "raw"), *common]
 
-    _same_raw_shards(tmp_path, argv("in-process"), argv("flink", *flink_beam_args), flink_job_server_jar)
+    _same_raw_shards(tmp_path, argv("in-process"), argv("flink", *flink_beam_args), flink, flink_job_server_jar)

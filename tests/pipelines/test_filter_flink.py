@@ -14,15 +14,19 @@ from tests.support.runner_parity import read_json, run_stage, shard_rows
 pytestmark = [pytest.mark.e2e, pytest.mark.flink, pytest.mark.timeout(900)]
 
 
-def test_filter_on_flink_matches_the_in_process_runner(tmp_path, flink_beam_args, flink_job_server_jar):
+def test_filter_on_flink_matches_the_in_process_runner(tmp_path, flink, flink_beam_args, flink_job_server_jar):
     raw = tmp_path / "raw"
     run_stage("pipelines.synthetic", ["--output", str(raw), "--pairs", "400", "--seed", "3",
                                       "--rows-per-shard", "100", "--size", "224"], tmp_path / "synthetic.log")
     common = ["--input", str(raw), "--no-word-cloud"]
     seconds_in_process = run_stage("pipelines.filter", [*common, "--output", str(tmp_path / "in-process")],
                                    tmp_path / "in-process.log")
+    before = flink.finished_jobs()
     seconds_flink = run_stage("pipelines.filter", [*common, "--output", str(tmp_path / "flink"), *flink_beam_args],
                               tmp_path / "flink.log")
+    # the job ran on this cluster, its steps spread over the cluster's parallelism
+    ran = {job: parallelism for job, parallelism in flink.finished_jobs().items() if job not in before}
+    assert ran and set(ran.values()) == {flink.parallelism}, f"the cluster ran {ran}"
     print(f"[flink] filter: in-process {seconds_in_process:.1f} s, Flink {seconds_flink:.1f} s")
 
     for directory, schema in ((contract.CLEAN_DIR, contract.CLEAN_SCHEMA),

@@ -6,12 +6,15 @@
 What it runs: one JobManager and one TaskManager from a Flink distribution assembled out of two
 PyPI packages (the `apache-flink` wheel ships `bin/` and `conf/`, the `apache-flink-libraries`
 sdist ships `lib/flink-dist-*.jar`), and Beam's Python worker pool beside the TaskManager, which
-starts the SDK harnesses of the EXTERNAL environment. The Beam job server is the Maven artefact
-`org.apache.beam:beam-runners-flink-<minor>-job-server:<Beam's version>`; FlinkRunner starts it
-itself from `--flink_job_server_jar`.
+starts the SDK harnesses of the EXTERNAL environment. FlinkRunner starts Beam's job server itself
+from `--flink_job_server_jar`. That jar is built here with Maven from the Beam artefacts on Maven
+Central (tests/support/flink_job_server/pom.xml: beam-runners-flink-1.19 and
+beam-runners-java-job-service), because the ready-made `beam-runners-flink-<minor>-job-server` jar
+is not on every Maven mirror.
 
-Everything is downloaded once into a cache (`$WUKONG_FLINK_CACHE`, else ~/.cache/wukong-flink)
-that later runs reuse. `$WUKONG_FLINK_JOB_SERVER_JAR` names a job-server jar you already have.
+Everything is downloaded and built once into a cache (`$WUKONG_FLINK_CACHE`, else
+~/.cache/wukong-flink) that later runs reuse without the network. `$WUKONG_FLINK_JOB_SERVER_JAR`
+names a job-server jar you already have.
 
 The processes are our children, each the leader of its own process group and told by the
 kernel to die with the process that started them (PR_SET_PDEATHSIG). `bin/start-cluster.sh`
@@ -28,6 +31,7 @@ import ctypes
 import dataclasses
 import fcntl
 import hashlib
+import html
 import json
 import os
 import re
@@ -39,26 +43,29 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import apache_beam
-
 from filters import contract
 
-#: Beam 2.77 supports Flink 1.19, 1.20, 2.0, 2.1 and 2.2; 1.20 is Flink's long-term-support line.
-FLINK_VERSION = "1.20.5"
-FLINK_MINOR = "1.20"
-#: The job server must be of the Beam version that builds the pipeline.
-BEAM_VERSION = apache_beam.__version__
+#: The Flink the job server's runner is compiled against: beam-runners-flink-1.19:2.62.0 depends on
+#: Flink 1.19.0 (flink-clients, flink-runtime, ... at compile scope), so the cluster runs exactly that.
+FLINK_VERSION = "1.19.0"
+FLINK_MINOR = "1.19"
+#: Beam's Java side of the job server. The Python SDK (apache_beam.__version__, 2.77) talks to it
+#: over the portable job and Fn APIs; 2.62.0 is the newest release whose beam-runners-flink-1.19 and
+#: beam-runners-java-job-service are both on the Maven mirror the tests were built against.
+BEAM_JAVA_VERSION = "2.62.0"
 CACHE_ENV = "WUKONG_FLINK_CACHE"
 JAR_ENV = "WUKONG_FLINK_JOB_SERVER_JAR"
-#: A Maven mirror to download the jar from instead of Maven Central.
+#: A Maven repository (URL) to build the job server from instead of Maven Central.
 MAVEN_ENV = "WUKONG_MAVEN_REPOSITORY"
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+JOB_SERVER_POM = Path(__file__).resolve().parent / "flink_job_server" / "pom.xml"
+#: What `mvn package` of that pom writes into target/: a manifest-only jar and the jars it names.
+JOB_SERVER_JAR_NAME = "beam-flink-job-server.jar"
+MAVEN_TIMEOUT_S = 1800
 #: Memory sizes for a 2-core, 24 GB machine: the Python harness runs outside the JVMs, so the
 #: TaskManager needs little beyond its network buffers.
 JOBMANAGER_MEMORY = "1024m"
@@ -78,12 +85,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "wukong-flink")
 
 
-def job_server_artifact(beam_version: str = BEAM_VERSION, minor: str = FLINK_MINOR) -> tuple[str, str]:
-    """(Maven coordinates, download URL) of the job-server jar."""
-    name = f"beam-runners-flink-{minor}-job-server"
-    repository = (os.environ.get(MAVEN_ENV) or MAVEN_CENTRAL).rstrip("/")
-    return (f"org.apache.beam:{name}:{beam_version}",
-            f"{repository}/org/apache/beam/{name}/{beam_version}/{name}-{beam_version}.jar")
+def job_server_dir(cache: Path | None = None, pom: Path = JOB_SERVER_POM) -> Path:
+    """Where the built job server lives in the cache: named by the versions and the pom's content,
+    so that a change to either builds it anew."""
+    digest = hashlib.sha1(pom.read_bytes()).hexdigest()[:10]
+    return (cache or cache_dir()) / f"job-server-flink-{FLINK_MINOR}-beam-{BEAM_JAVA_VERSION}-{digest}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +132,9 @@ def _pip_download(requirement: str, into: Path, *pip_flags: str) -> Path:
     if answer.returncode != 0:
         raise Unavailable(f"pip download {requirement} failed: {answer.stderr.strip()[-400:]}")
     name = requirement.split("==")[0].replace("-", "_")
-    found = sorted(p for p in into.iterdir() if p.name.lower().startswith(name) and not p.name.startswith("."))
+    # sdists of older releases spell the name with hyphens (apache-flink-libraries-1.19.0.tar.gz)
+    found = sorted(p for p in into.iterdir()
+                   if p.name.lower().replace("-", "_").startswith(name) and not p.name.startswith("."))
     if not found:
         raise Unavailable(f"pip download {requirement} wrote nothing into {into}")
     return found[-1]
@@ -145,7 +153,10 @@ def install_flink(cache: Path | None = None) -> Path:
         if (home / "lib" / f"flink-dist-{FLINK_VERSION}.jar").exists():
             return home
         downloads = cache / "downloads"
-        wheel = _pip_download(f"apache-flink=={FLINK_VERSION}", downloads, "--only-binary=:all:")
+        # Only bin/ and conf/ of the wheel are used, which are the same in every wheel; Flink 1.19's
+        # wheels stop at CPython 3.11, so name one that exists whatever Python runs this.
+        wheel = _pip_download(f"apache-flink=={FLINK_VERSION}", downloads, "--only-binary=:all:",
+                              "--python-version", "3.11", "--platform", "manylinux1_x86_64")
         libraries = _pip_download(f"apache-flink-libraries=={FLINK_VERSION}", downloads,
                                   "--no-binary=apache-flink-libraries")
         staging = Path(tempfile.mkdtemp(prefix=".flink-", dir=cache))
@@ -185,46 +196,68 @@ def _fetch(url: str, timeout: float = 600) -> bytes:
         return answer.read()
 
 
+def _maven_settings(repository: str, into: Path) -> Path:
+    """A settings.xml that sends every Maven download to `repository`."""
+    settings = into / "settings.xml"
+    settings.write_text(
+        "<settings><mirrors><mirror><id>wukong</id><mirrorOf>*</mirrorOf>"
+        f"<url>{html.escape(repository)}</url></mirror></mirrors></settings>\n", encoding="utf-8")
+    return settings
+
+
+def build_job_server(cache: Path | None = None, pom: Path = JOB_SERVER_POM) -> Path:
+    """Beam's Flink job server built once with Maven from `pom` into the cache; its runnable jar.
+
+    `mvn package` runs in a staging directory with a local repository of its own in the cache
+    (checksums enforced), and the result (the jar and its lib/) appears by one rename, so a killed
+    build leaves nothing that a later run would trust. The local repository is removed afterwards:
+    lib/ holds every jar the server needs, and later runs need no network."""
+    cache = cache or cache_dir()
+    target = job_server_dir(cache, pom)
+    jar = target / JOB_SERVER_JAR_NAME
+    if jar.exists():
+        return jar
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise Unavailable("no Maven (`mvn` on PATH) to build Beam's Flink job server from Maven Central, "
+                          f"e.g. apt-get install maven; or set ${JAR_ENV} to a job-server jar")
+    with _cache_lock(cache):
+        if jar.exists():
+            return jar
+        staging = Path(tempfile.mkdtemp(prefix=".job-server-", dir=cache))
+        repository = cache / "maven-repository"
+        try:
+            shutil.copy(pom, staging / "pom.xml")
+            command = [mvn, "-B", "-q", "-C", f"-Dmaven.repo.local={repository}",
+                       f"-Dbeam.version={BEAM_JAVA_VERSION}", f"-Dflink.minor={FLINK_MINOR}", "package"]
+            if os.environ.get(MAVEN_ENV):
+                command[1:1] = ["-s", str(_maven_settings(os.environ[MAVEN_ENV], staging))]
+            try:
+                answer = subprocess.run(command, cwd=staging, capture_output=True, text=True,
+                                        timeout=MAVEN_TIMEOUT_S)
+            except subprocess.TimeoutExpired as err:
+                raise Unavailable(f"building the job server with Maven took over {MAVEN_TIMEOUT_S} s") from err
+            built = staging / "target" / JOB_SERVER_JAR_NAME
+            if answer.returncode != 0 or not built.exists():
+                raise Unavailable(f"building the job server with Maven failed ({' '.join(command)}, "
+                                  f"status {answer.returncode}): {(answer.stdout + answer.stderr).strip()[-1500:]}")
+            for name in ("classes", "maven-archiver", "maven-status"):
+                shutil.rmtree(staging / "target" / name, ignore_errors=True)
+            os.replace(staging / "target", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(repository, ignore_errors=True)
+    return jar
+
+
 def job_server_jar(cache: Path | None = None) -> Path:
-    """The Beam Flink job-server jar: $WUKONG_FLINK_JOB_SERVER_JAR, else downloaded once from
-    Maven Central ($WUKONG_MAVEN_REPOSITORY, if set) into the cache and checked against its
-    published SHA-1."""
+    """The Beam Flink job-server jar: $WUKONG_FLINK_JOB_SERVER_JAR, else built once into the cache."""
     given = os.environ.get(JAR_ENV)
     if given:
         if not os.path.isfile(given):
             raise Unavailable(f"${JAR_ENV} names {given}, which is not a file")
         return Path(given)
-    cache = cache or cache_dir()
-    coordinates, url = job_server_artifact()
-    jar = cache / url.rsplit("/", 1)[1]
-    if jar.exists():
-        return jar
-    with _cache_lock(cache):
-        if jar.exists():
-            return jar
-        writer = contract.atomic_output(str(jar))
-        try:
-            expected = _fetch(url + ".sha1", timeout=60).decode().split()[0].strip().lower()
-            digest = hashlib.sha1()
-            with urllib.request.urlopen(url, timeout=600) as answer:
-                while block := answer.read(1 << 20):
-                    digest.update(block)
-                    writer.stream.write(block)
-        except urllib.error.HTTPError as err:
-            writer.discard()
-            raise Unavailable(f"the Maven repository does not serve {coordinates} (HTTP {err.code} for {url}); "
-                              f"set ${JAR_ENV} to a copy of that jar, or ${MAVEN_ENV} to a mirror") from err
-        except (urllib.error.URLError, OSError) as err:
-            writer.discard()
-            raise Unavailable(f"cannot download {coordinates} from {url}: {err}") from err
-        except BaseException:
-            writer.discard()
-            raise
-        if digest.hexdigest() != expected:
-            writer.discard()
-            raise Unavailable(f"{url}: SHA-1 {digest.hexdigest()} differs from the published {expected}")
-        writer.commit()
-    return jar
+    return build_job_server(cache)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +296,7 @@ class FlinkCluster:
     rest_port: int
     worker_pool_port: int
     process_groups: tuple[int, ...]
+    parallelism: int = PARALLELISM
 
     @property
     def master(self) -> str:
@@ -273,12 +307,25 @@ class FlinkCluster:
         return self.workdir / "log"
 
     def beam_args(self, jar: Path | str) -> list[str]:
-        """Beam's flags that send a job to this cluster, SDK harnesses from the worker pool."""
+        """Beam's flags that send a job to this cluster, SDK harnesses from the worker pool.
+
+        The parallelism is explicit: the job server does not read the cluster's config, and without
+        it every step runs as one subtask, which would leave the shuffles between subtasks untested."""
         return ["--runner=FlinkRunner", f"--flink_master={self.master}", "--environment_type=EXTERNAL",
-                f"--environment_config=localhost:{self.worker_pool_port}", f"--flink_job_server_jar={jar}"]
+                f"--environment_config=localhost:{self.worker_pool_port}", f"--flink_job_server_jar={jar}",
+                f"--parallelism={self.parallelism}"]
 
     def rest(self, path: str) -> dict:
         return json.loads(_fetch(f"http://127.0.0.1:{self.rest_port}{path}", timeout=10))
+
+    def finished_jobs(self) -> dict[str, int]:
+        """The jobs this cluster finished: job id -> the largest parallelism of its steps."""
+        jobs = {}
+        for job in self.rest("/jobs/overview")["jobs"]:
+            if job["state"] == "FINISHED":
+                detail = self.rest(f"/jobs/{job['jid']}")
+                jobs[job["jid"]] = max(vertex["parallelism"] for vertex in detail["vertices"])
+        return jobs
 
     def logs_tail(self, chars: int = 3000) -> str:
         texts = []
@@ -440,7 +487,8 @@ def running_cluster(workdir: Path | str, slots: int = TASK_SLOTS, parallelism: i
         processes.append(_spawn([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                                  f"--service_port={pool_port}"], pool_env, workdir / "log" / "worker_pool.log",
                                 cwd=repo))
-        cluster = FlinkCluster(flink_home, workdir, rest_port, pool_port, tuple(p.pid for p in processes))
+        cluster = FlinkCluster(flink_home, workdir, rest_port, pool_port, tuple(p.pid for p in processes),
+                               parallelism)
         _wait_until_up(cluster, processes, slots)
         yield cluster
     finally:
@@ -461,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=f"A local Flink {FLINK_VERSION} cluster with Beam's worker pool, for the flink tests. "
                     f"Downloads go to ${CACHE_ENV} (default ~/.cache/wukong-flink).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download Flink and the Beam job-server jar into the cache, print their paths")
+    sub.add_parser("fetch", help="download Flink and build the Beam job server into the cache, print their paths")
     run = sub.add_parser("run", help="start the cluster, run COMMAND with FLINK_BEAM_ARGS set to Beam's flags "
                                      "for it, stop the cluster; exits with COMMAND's status")
     run.add_argument("--workdir", help="the cluster's conf/, log/ and tmp/ (default: a temporary directory)")

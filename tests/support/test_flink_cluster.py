@@ -1,18 +1,16 @@
 """The local Flink cluster of the flink tests: its downloads, its configuration, and above all that
 it stops, leaving no process behind, however its owner ends."""
 
-import hashlib
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -26,14 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 # Without a cluster
 # --------------------------------------------------------------------------------------------
 
-def test_the_job_server_artifact_matches_the_flink_line_and_beams_version(monkeypatch):
-    monkeypatch.delenv(flink_cluster.MAVEN_ENV, raising=False)
-    coordinates, url = flink_cluster.job_server_artifact("2.77.0", "1.20")
-    assert coordinates == "org.apache.beam:beam-runners-flink-1.20-job-server:2.77.0"
-    assert url == ("https://repo1.maven.org/maven2/org/apache/beam/beam-runners-flink-1.20-job-server/2.77.0/"
-                   "beam-runners-flink-1.20-job-server-2.77.0.jar")
+def test_the_job_server_pom_builds_the_runner_of_the_clusters_flink_line():
+    pom = ElementTree.parse(flink_cluster.JOB_SERVER_POM).getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    assert pom.findtext("m:properties/m:beam.version", namespaces=ns) == flink_cluster.BEAM_JAVA_VERSION
+    assert pom.findtext("m:properties/m:flink.minor", namespaces=ns) == flink_cluster.FLINK_MINOR
+    assert "org.apache.beam.runners.flink.FlinkJobServerDriver" in flink_cluster.JOB_SERVER_POM.read_text()
     assert flink_cluster.FLINK_VERSION.startswith(flink_cluster.FLINK_MINOR + ".")
-    # Beam 2.77 supports Flink 1.19 to 2.2 (FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS)
+    # Beam 2.77's Python FlinkRunner knows the Flink line too (FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS)
     from apache_beam.options.pipeline_options import FlinkRunnerOptions
     assert flink_cluster.FLINK_MINOR in FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS
 
@@ -77,64 +75,75 @@ def test_a_named_job_server_jar_must_exist(tmp_path, monkeypatch):
     assert flink_cluster.job_server_jar(tmp_path) == tmp_path / "mine.jar"
 
 
-class _Repository(http.server.BaseHTTPRequestHandler):
-    """A Maven repository on 127.0.0.1 serving `files` (path -> bytes) and counting requests."""
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    def do_GET(self):
-        type(self).requests.append(self.path)
-        body = self.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args):
-        pass
+#: A stand-in for `mvn` on PATH: it logs its arguments and, unless told to fail, writes what
+#: `mvn package` of the job-server pom writes into target/.
+_FAKE_MVN = """#!/bin/sh
+echo "$@" >> "$FAKE_MVN_LOG"
+if [ -n "$FAKE_MVN_FAIL" ]; then echo "[ERROR] $FAKE_MVN_FAIL"; exit 1; fi
+mkdir -p target/lib target/classes && printf PK > target/beam-flink-job-server.jar && printf PK > target/lib/a.jar
+"""
 
 
 @pytest.fixture
-def repository(monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Repository)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Repository.files, _Repository.requests = {}, []
-    base = f"http://127.0.0.1:{server.server_address[1]}/maven2"
-    monkeypatch.setenv(flink_cluster.MAVEN_ENV, base)
+def fake_maven(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mvn").write_text(_FAKE_MVN)
+    (bin_dir / "mvn").chmod(0o755)
+    log = tmp_path / "mvn.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_MVN_LOG", str(log))
     monkeypatch.delenv(flink_cluster.JAR_ENV, raising=False)
-    yield _Repository, base
-    server.shutdown()
-    server.server_close()
+    monkeypatch.delenv(flink_cluster.MAVEN_ENV, raising=False)
+    return log
 
 
-def test_the_jar_is_downloaded_once_checked_and_then_reused(tmp_path, repository):
-    served, _ = repository
-    path = urllib.parse.urlsplit(flink_cluster.job_server_artifact()[1]).path
-    jar = b"PK\x03\x04 a job server"
-    served.files = {path: jar, path + ".sha1": hashlib.sha1(jar).hexdigest().encode() + b"  name.jar\n"}
-    first = flink_cluster.job_server_jar(tmp_path)
-    assert first.read_bytes() == jar and first.parent == tmp_path
-    assert sorted(served.requests) == sorted([path, path + ".sha1"])
-    assert flink_cluster.job_server_jar(tmp_path) == first
-    assert len(served.requests) == 2  # the second call used the cache
-    assert [p.name for p in tmp_path.iterdir() if p.name != ".lock"] == [first.name]
+def test_the_job_server_is_built_once_with_a_repository_in_the_cache_and_then_reused(tmp_path, fake_maven):
+    cache = tmp_path / "cache"
+    jar = flink_cluster.job_server_jar(cache)
+    assert jar == flink_cluster.job_server_dir(cache) / "beam-flink-job-server.jar" and jar.read_bytes() == b"PK"
+    assert (jar.parent / "lib" / "a.jar").exists() and not (jar.parent / "classes").exists()
+    args = fake_maven.read_text().split()
+    assert f"-Dmaven.repo.local={cache / 'maven-repository'}" in args and "package" in args
+    assert f"-Dbeam.version={flink_cluster.BEAM_JAVA_VERSION}" in args and "-C" in args  # checksums enforced
+    assert flink_cluster.job_server_jar(cache) == jar
+    assert len(fake_maven.read_text().splitlines()) == 1  # the second call used the cache
+    assert sorted(p.name for p in cache.iterdir() if p.name != ".lock") == [jar.parent.name]
 
 
-def test_a_jar_that_fails_its_checksum_is_not_kept(tmp_path, repository):
-    served, _ = repository
-    path = urllib.parse.urlsplit(flink_cluster.job_server_artifact()[1]).path
-    served.files = {path: b"PK truncated", path + ".sha1": b"0" * 40}
-    with pytest.raises(Unavailable, match="differs from the published"):
-        flink_cluster.job_server_jar(tmp_path)
-    assert [p.name for p in tmp_path.iterdir() if p.name != ".lock"] == []
+def test_a_changed_pom_builds_anew(tmp_path, fake_maven):
+    pom = tmp_path / "pom.xml"
+    pom.write_text(flink_cluster.JOB_SERVER_POM.read_text())
+    first = flink_cluster.build_job_server(tmp_path / "cache", pom)
+    pom.write_text(pom.read_text() + "<!-- changed -->\n")
+    assert flink_cluster.build_job_server(tmp_path / "cache", pom) != first
+    assert len(fake_maven.read_text().splitlines()) == 2
 
 
-def test_a_jar_the_repository_does_not_serve_is_a_reason_naming_it(tmp_path, repository):
-    with pytest.raises(Unavailable) as err:
-        flink_cluster.job_server_jar(tmp_path)
-    coordinates = flink_cluster.job_server_artifact()[0]
-    assert f"does not serve {coordinates} (HTTP 404" in str(err.value)
-    assert flink_cluster.JAR_ENV in str(err.value)
+def test_a_failed_build_is_a_reason_with_mavens_words_and_leaves_nothing(tmp_path, fake_maven, monkeypatch):
+    monkeypatch.setenv("FAKE_MVN_FAIL", "Could not resolve dependencies for beam-runners-flink-1.19")
+    cache = tmp_path / "cache"
+    with pytest.raises(Unavailable, match="Could not resolve dependencies for beam-runners-flink-1.19"):
+        flink_cluster.job_server_jar(cache)
+    assert [p.name for p in cache.iterdir() if p.name != ".lock"] == []
+
+
+def test_a_maven_mirror_is_given_to_maven_as_its_settings(tmp_path, fake_maven, monkeypatch):
+    monkeypatch.setenv(flink_cluster.MAVEN_ENV, "http://127.0.0.1:9/maven2?a=1&b=2")
+    monkeypatch.setenv("FAKE_MVN_FAIL", "stop here")
+    (tmp_path / "bin" / "mvn").write_text(_FAKE_MVN.replace('echo "$@"', 'cat "$2" >> "$FAKE_MVN_LOG"; echo "$@"'))
+    with pytest.raises(Unavailable):
+        flink_cluster.job_server_jar(tmp_path / "cache")
+    settings = ElementTree.fromstring(fake_maven.read_text().splitlines()[0])
+    assert settings.findtext("mirrors/mirror/url") == "http://127.0.0.1:9/maven2?a=1&b=2"
+    assert settings.findtext("mirrors/mirror/mirrorOf") == "*"
+
+
+def test_no_maven_is_a_reason_to_skip(tmp_path, monkeypatch):
+    monkeypatch.delenv(flink_cluster.JAR_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(Unavailable, match="no Maven"):
+        flink_cluster.job_server_jar(tmp_path / "cache")
 
 
 def test_the_command_line_says_why_it_cannot_run(tmp_path, monkeypatch, capsys):
@@ -183,6 +192,39 @@ def _require_flink():
         flink_cluster.install_flink()
     except Unavailable as err:
         pytest.skip(f"no Flink cluster: {err}")
+
+
+def _manifest(jar: Path) -> dict[str, str]:
+    """The main attributes of a jar's manifest (continuation lines joined)."""
+    with zipfile.ZipFile(jar) as archive:
+        text = archive.read("META-INF/MANIFEST.MF").decode().replace("\r\n", "\n").replace("\n ", "")
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+@pytest.mark.e2e
+@pytest.mark.flink
+@pytest.mark.timeout(1800)  # the first call downloads Flink and builds the job server
+def test_fetch_prints_a_flink_and_a_job_server_that_java_runs(tmp_path):
+    _require_flink()
+    answer = subprocess.run([sys.executable, "-m", "tests.support.flink_cluster", "fetch"], cwd=REPO,
+                            capture_output=True, text=True, timeout=1700)
+    if answer.returncode == 3:  # Unavailable: Maven, or a download, cannot be had here
+        pytest.skip(f"no Flink job server: {answer.stderr.strip()[-1000:]}")
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    paths = dict(line.split("=", 1) for line in answer.stdout.splitlines() if "=" in line)
+    assert (Path(paths["flink_home"]) / "lib" / f"flink-dist-{flink_cluster.FLINK_VERSION}.jar").exists()
+    jar = Path(paths["job_server_jar"])
+    manifest = _manifest(jar)
+    assert manifest["Main-Class"] == "org.apache.beam.runners.flink.FlinkJobServerDriver"
+    libs = manifest["Class-Path"].split()
+    assert f"lib/beam-runners-flink-{flink_cluster.FLINK_MINOR}-{flink_cluster.BEAM_JAVA_VERSION}.jar" in libs
+    assert f"lib/beam-runners-java-job-service-{flink_cluster.BEAM_JAVA_VERSION}.jar" in libs
+    assert f"lib/flink-clients-{flink_cluster.FLINK_VERSION}.jar" in libs  # the cluster's Flink, exactly
+    assert all((jar.parent / lib).is_file() for lib in libs)
+    # the driver loads from the jar and its lib/: it parses its command line and names its flags
+    usage = subprocess.run([flink_cluster.java_executable(), "-jar", str(jar), "--no-such-flag"],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode != 0 and "--flink-master" in usage.stdout + usage.stderr
 
 
 @pytest.mark.e2e
@@ -265,6 +307,7 @@ def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_pa
     shown = json.loads(answer.stdout.strip().splitlines()[-1])
     flags = shown["flags"]
     assert flags["runner"] == "FlinkRunner" and flags["environment_type"] == "EXTERNAL"
+    assert flags["parallelism"] == str(flink_cluster.PARALLELISM)
     assert flags["flink_job_server_jar"] == str(tmp_path / "job-server.jar")
     assert flags["environment_config"].startswith("localhost:")
     assert (shown["overview"]["taskmanagers"], shown["overview"]["slots-total"]) == (1, 2)
