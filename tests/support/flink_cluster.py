@@ -309,8 +309,9 @@ class FlinkCluster:
     def beam_args(self, jar: Path | str) -> list[str]:
         """Beam's flags that send a job to this cluster, SDK harnesses from the worker pool.
 
-        The parallelism is explicit: the job server does not read the cluster's config, and without
-        it every step runs as one subtask, which would leave the shuffles between subtasks untested."""
+        The parallelism is explicit: without it the job server reads parallelism.default from the
+        Flink config of the launching process ($FLINK_CONF_DIR), not the cluster's, and with none
+        every step runs as one subtask, which would leave the shuffles between subtasks untested."""
         return ["--runner=FlinkRunner", f"--flink_master={self.master}", "--environment_type=EXTERNAL",
                 f"--environment_config=localhost:{self.worker_pool_port}", f"--flink_job_server_jar={jar}",
                 f"--parallelism={self.parallelism}"]
