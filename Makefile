@@ -8,7 +8,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast synthetic clean
+.PHONY: help install test test-fast test-flink synthetic clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,9 @@ test: ## run the whole test suite (pytest, with a per-test timeout)
 
 test-fast: ## run the fast tier: every test not marked e2e (under a minute)
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-flink: ## the flink tier: crawl and filter on a local Flink cluster against the in-process runner (Java 17)
+	$(PY) -m pytest -m flink -rP $(PYTEST_ARGS)
 
 synthetic: ## write synthetic raw shards to runs/synthetic/raw (no network)
 	$(PY) -m pipelines.synthetic --output runs/synthetic/raw --pairs 2000 --seed 0

@@ -22,7 +22,9 @@ RUNNER_HELP = """\
 Beam flags pass through unchanged. Without --runner the job runs in-process (FnApiRunner);
 add --direct_num_workers=2 --direct_running_mode=multi_processing to use two cores.
 Dataflow: --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp
-Flink:    --runner=FlinkRunner --flink_master=HOST:8081 --environment_type=LOOPBACK
+Flink:    --runner=FlinkRunner --flink_master=HOST:8081 --flink_job_server_jar=JAR
+          --environment_type=EXTERNAL --environment_config=localhost:50000 (Beam's worker pool
+          beside each TaskManager; docs/scale.md)
 Portable: --runner=PortableRunner --job_endpoint=embed --environment_type=LOOPBACK
 """
 

@@ -1,4 +1,5 @@
-from apache_beam.options.pipeline_options import DirectOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOptions, PortableOptions, SetupOptions,
+                                                  StandardOptions)
 
 from pipelines.beam_options import IN_PROCESS_RUNNER, pipeline_options
 
@@ -18,4 +19,16 @@ def test_beam_flags_pass_through():
 def test_remote_runner_ships_setup_file():
     options = pipeline_options(["--runner=DataflowRunner"])
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert options.view_as(SetupOptions).setup_file.endswith("setup.py")
+
+
+def test_flink_flags_pass_through_and_the_project_ships():
+    options = pipeline_options(["--runner=FlinkRunner", "--flink_master=localhost:8081",
+                                "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+                                "--flink_job_server_jar=/cache/job-server.jar"])
+    assert options.view_as(StandardOptions).runner == "FlinkRunner"
+    flink = options.view_as(FlinkRunnerOptions)
+    assert (flink.flink_master, flink.flink_job_server_jar) == ("localhost:8081", "/cache/job-server.jar")
+    portable = options.view_as(PortableOptions)
+    assert (portable.environment_type, portable.environment_config) == ("EXTERNAL", "localhost:50000")
     assert options.view_as(SetupOptions).setup_file.endswith("setup.py")
