@@ -75,7 +75,7 @@ def test_crawl_writes_every_hit_once_with_its_status(local, tmp_path):
 
 def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
     catalog, engine = local
-    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2")
+    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2")  # ignored, and still accepted
     first = crawl.run(argv)
     assert first.crawled_chunks == 5
     before = read_raw(tmp_path / "raw").sort_by("url")
