@@ -222,7 +222,7 @@ def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
     if not args.queries and plan.phase == "search":
         raise CrawlInputError("--phase search needs --queries: a URL list has nothing to search")
     if not args.queries and (plan.retry_blocked or plan.retry_failed):
-        raise CrawlInputError("--retry-blocked and --retry-failed need --queries: a URL list has no search")
+        progress("--retry-blocked and --retry-failed do nothing with a URL list: it has no search")
     chunks = plan_chunks(args)
     contract.makedirs(config.output)
     with contract.hold_output_lock(config.output, "crawl"):

@@ -142,6 +142,12 @@ def test_retry_blocked_crawls_the_blocked_chunk_again_without_duplicates(local, 
     before = {r["url"]: r for r in read_raw(tmp_path / "raw").to_pylist()}
 
     assert crawl.run(argv).crawled_chunks == 0  # a plain rerun leaves blocked queries alone
+    shards = {p: os.stat(p).st_mtime_ns for p in contract.list_shards(str(tmp_path / "raw"))}
+    requests = engine.search_requests.copy()
+    still = crawl.run([*argv, "--retry-blocked"])  # blocked again: nothing new, nothing downloaded again
+    assert (still.searched_chunks, still.crawled_chunks) == (1, 0)
+    assert {q for q, n in engine.search_requests.items() if n != requests[q]} == {blocked[0]}  # only it
+    assert {p: os.stat(p).st_mtime_ns for p in contract.list_shards(str(tmp_path / "raw"))} == shards
     catalog.catalog.search_modes.pop(blocked[0])  # the engine stops blocking
     again = crawl.run([*argv, "--retry-blocked"])
     assert again.crawled_chunks == 1
