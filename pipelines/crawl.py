@@ -174,14 +174,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> CrawlConfig:
+def own_values(argv: Sequence[str], config_cls: type) -> dict[str, Any]:
+    """The values of `config_cls`'s flags in `argv`, parsed by a parser that knows only them.
+
+    SearchConfig and DownloadConfig share field names (`retries`, `backoff_s`), and a flag's
+    destination is its field's name: in one parser, `--search-backoff` and `--backoff` would fill
+    one value, and the download's retries would wait the search's 30 s. Abbreviations are read
+    as the full parser reads them."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_flags(parser, config_cls)
+    known, _ = parser.parse_known_args(list(argv))
+    return config_values(known, config_cls)
+
+
+def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> CrawlConfig:
+    """The workers' config from the parsed command line `args` and the `argv` it came from."""
     resize = None
     if args.resize_mode != "off":
         resize = ResizeConfig(resize_mode=args.resize_mode, **config_values(args, ResizeConfig))
     if args.chunk_size is not None and args.chunk_size <= 0:
         raise ValueError("--chunk-size must be positive")
-    return CrawlConfig(search=SearchConfig(**config_values(args, SearchConfig)),
-                       download=DownloadConfig(resize=resize, **config_values(args, DownloadConfig)),
+    return CrawlConfig(search=SearchConfig(**own_values(argv, SearchConfig)),
+                       download=DownloadConfig(resize=resize, **own_values(argv, DownloadConfig)),
                        **config_values(args, CrawlConfig))
 
 
@@ -213,9 +227,10 @@ def run_job(transform: beam.PTransform, beam_args: Sequence[str]) -> dict[str, i
 def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
     """Run the crawl's phases; the totals are also written to OUTPUT/crawl_summary.json. Raises
     CrawlInputError/QueryFileError/ValueError on bad input (main() makes them exit status 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    config = config_from_args(args)
+    config = config_from_args(args, argv)
     plan = CrawlPlan(**config_values(args, CrawlPlan))
     if args.wave_chunks is not None:
         progress("--wave-chunks is ignored: each phase is one Beam job over all pending chunks")

@@ -8,6 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crawler.baidu import SearchConfig
+from crawler.download import DownloadConfig
 from filters import contract
 from pipelines import crawl
 from pipelines.local_catalog import NO_RESULTS_QUERY
@@ -251,23 +253,36 @@ def test_help_explains_itself(capsys):
         assert flag in text
 
 
+def _config(*argv):
+    argv = ["--queries", "q.txt", "--output", "out", *argv]
+    return crawl.config_from_args(crawl.build_parser().parse_args(argv), argv)
+
+
 def test_flags_become_the_workers_config():
-    args = crawl.build_parser().parse_args(
-        ["--queries", "q.txt", "--output", "out", "--search-rate", "2.5", "--max-results", "90", "--no-robots",
-         "--allow-host", "127.0.0.1:8000", "--allow-host", "localhost", "--resize-mode", "center_crop",
-         "--image-size", "224", "--encode-format", "webp", "--max-bytes", "1000"])
-    config = crawl.config_from_args(args)
+    config = _config("--search-rate", "2.5", "--max-results", "90", "--no-robots", "--allow-host", "127.0.0.1:8000",
+                     "--allow-host", "localhost", "--resize-mode", "center_crop", "--image-size", "224",
+                     "--encode-format", "webp", "--max-bytes", "1000")
     assert (config.search.requests_per_second, config.search.max_results) == (2.5, 90)
     assert config.download.respect_robots is False and config.download.max_bytes == 1000
     assert config.download.allow_hosts == ("127.0.0.1:8000", "localhost")
     resize = config.download.resize
     assert (resize.resize_mode, resize.image_size, resize.encode_format) == ("center_crop", 224, "webp")
-    assert config.hits_dir == "out/hits"
-    assert crawl.config_from_args(crawl.build_parser().parse_args(
-        ["--queries", "q", "--output", "o", "--hits", "elsewhere"])).hits_dir == "elsewhere"
-    default = crawl.config_from_args(crawl.build_parser().parse_args(["--queries", "q", "--output", "o"]))
+    assert config.hits_dir == "out/hits" and _config("--hits", "elsewhere").hits_dir == "elsewhere"
+    default = _config()
     assert default.download.resize is None and default.search.base_url == "https://image.baidu.com"
     assert default.search.max_results == 1000 and default.download.respect_robots
+
+
+def test_search_and_download_flags_with_the_same_field_stay_apart():
+    """SearchConfig and DownloadConfig both have `retries` and `backoff_s`: each flag sets its own."""
+    default = _config()
+    assert (default.search.retries, default.search.backoff_s) == (SearchConfig().retries, SearchConfig().backoff_s)
+    assert (default.download.retries, default.download.backoff_s) == (DownloadConfig().retries,
+                                                                      DownloadConfig().backoff_s)
+    given = _config("--search-retries", "5", "--backoff", "0.5", "--retries", "1", "--search-backoff", "7")
+    assert (given.search.retries, given.search.backoff_s) == (5, 7.0)
+    assert (given.download.retries, given.download.backoff_s) == (1, 0.5)
+    assert _config("--search-retr", "4").search.retries == 4  # an abbreviation as argparse reads it
 
 
 def test_a_url_list_edited_in_place_gets_new_chunk_names(tmp_path):
