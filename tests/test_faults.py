@@ -116,7 +116,7 @@ def _searched_queries(hits: Path) -> set[str]:
 def test_a_crawl_killed_at_any_moment_reruns_to_the_uninterrupted_output(local, tmp_path, mode, phase):
     """The search phase is killed as its hit lists appear (a slower search rate leaves time to),
     the download phase as its raw shards do."""
-    catalog, engine = local
+    _, engine = local
     if mode == "queries":
         def make_argv(directory):
             return _queries_argv(local, directory, "5" if phase == "search" else "20")

@@ -102,7 +102,7 @@ def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
 
 
 def test_the_phases_run_apart_and_downloads_are_redone_without_searching(local, tmp_path, capsys):
-    catalog, engine = local
+    _, engine = local
     argv = crawl_argv(local, tmp_path)
     searched = crawl.run([*argv, "--phase", "search"])
     assert searched.searched_chunks == 5 and searched.crawled_chunks == 0
