@@ -46,7 +46,7 @@ CRAWL_OUT ?= runs/crawl/raw
 # Empty: crawl the local engine (offline). SEARCH_BASE_URL=https://image.baidu.com reaches Baidu.
 SEARCH_BASE_URL ?=
 CRAWL_ARGS ?=
-.PHONY: queries crawl
+.PHONY: queries crawl bench-crawl-scale
 
 queries: ## write the default 200K query list (jieba dictionary, by frequency) to runs/queries.txt
 	@mkdir -p $(dir $(QUERIES_FILE))
@@ -59,6 +59,9 @@ else
 	@test -f $(QUERIES_FILE) || $(MAKE) --no-print-directory queries
 	$(PY) -m pipelines.crawl --queries $(QUERIES_FILE) --output $(CRAWL_OUT) --search-base-url $(SEARCH_BASE_URL) $(CRAWL_ARGS)
 endif
+
+bench-crawl-scale: ## cost per chunk as finished chunks grow, one job per phase vs one job per wave, local engine (benchmarks/crawl_scale.py)
+	$(PY) -m benchmarks.crawl_scale
 
 # --- filter targets ---
 FILTER_INPUT ?= $(CRAWL_OUT)

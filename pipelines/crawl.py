@@ -1,417 +1,94 @@
-"""The crawl stage on Apache Beam: queries -> image search -> hits -> de-duplicated by URL ->
-downloads -> raw Parquet shards (`pipelines.schema.RAW_SCHEMA`).
+"""The crawl stage on Apache Beam, in two phases, each one Beam job:
 
     python -m pipelines.crawl --queries queries.txt --output runs/crawl/raw
     python -m pipelines.crawl --url-list 'wukong_release/*.csv' --output runs/crawl/raw
 
-Steps (each a labelled Beam step):
-1. the launcher cuts the input into chunks (`pipelines.crawl_inputs`) and skips those whose shard
-   already exists (a rerun after a kill resumes; temporaries left by the killed run are removed);
-   the pending chunks run in waves, one Beam pipeline per wave (see `run`);
-2. `Search`: one element per chunk; a batched async DoFn searches the chunk's queries through an
-   aiohttp session built in `setup` (URL-list chunks just read their rows);
-3. `Deduplicate`: hits keyed by their normalised URL (`url_identity`); the first by (chunk, query order, rank)
-   wins, and keys already in finished shards are claimed by them. Only URLs and captions are
-   shuffled here;
-4. `DownloadAndWrite`: the chunk's winning hits are downloaded (a batched async DoFn) and written
-   atomically as `<chunk>.parquet`, with `stats/<chunk>.json` beside it; image bytes never go
-   through a shuffle. Failed downloads stay as rows without bytes, with status and error_message.
+1. search (`pipelines.crawl_search`): the query file is cut into chunks (`pipelines.crawl_inputs`);
+   each chunk's queries go to a Baidu-format engine and its hits are written as a hit list,
+   OUTPUT/hits/<chunk>.parquet (`pipelines.crawl_hits`). A URL list has no search phase.
+2. download (`pipelines.crawl_download`): every chunk's hits are de-duplicated by normalised URL
+   (the first by query order and rank wins), downloaded, and written as one raw shard per chunk,
+   OUTPUT/<chunk>.parquet (`pipelines.schema.RAW_SCHEMA`), with stats/<chunk>.json beside it.
 
-Blocked queries are recorded as `blocked` in the chunk's stats, never as "no results". Beam
-counters (namespace "crawl") count queries, pages, hits, duplicates and each download status; a
-progress line is printed while chunks run, and a summary from the written stats at the end (also
-saved as `crawl_summary.json`).
+`--phase search` or `--phase download` runs one of them. What is finished is known from file names
+alone: a rerun searches only the chunks without a hit list and downloads only those without a raw
+shard; temporaries left by a killed run are removed. A finished search is never repeated, except
+for the blocked or failed queries that `--retry-blocked`/`--retry-failed` ask for. Downloads can
+be redone without searching: a new `--output` with `--hits OLD_OUTPUT/hits --phase download`.
+
+Blocked queries are recorded as `blocked`, never as "no results". Beam counters (namespace
+"crawl") count queries, pages, hits, duplicates and each download status; progress lines are
+printed while chunks run, and a summary from the written stats at the end (also saved as
+`crawl_summary.json`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from crawler.baidu import QUERY_BLOCKED, QUERY_ERROR, QueryResult, SearchClient, SearchConfig, new_search_session
-from crawler.download import RESIZE_MODES, DownloadConfig, Downloader, DownloadResult, ResizeConfig
+from crawler.baidu import QUERY_BLOCKED, QUERY_ERROR, SearchConfig
+from crawler.download import RESIZE_MODES, DownloadConfig, ResizeConfig
 from crawler.errors import QueryFileError
 from filters import contract
 from filters.contract.flags import add_flags, config_values, flag
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
+from pipelines.crawl_config import (
+    HITS_DIR,
+    STATS_DIR,
+    SUMMARY_FILE,
+    CrawlConfig,
+    finished_names,
+    progress,
+    shard_path,
+    stats_path,
+)
+from pipelines.crawl_download import DownloadPhase, HitSource
+from pipelines.crawl_hits import HitListError, hits_path, read_query_records
 from pipelines.crawl_inputs import (
-    MODE_QUERIES,
     Chunk,
     CrawlInputError,
-    iter_url_rows,
     load_queries,
     plan_query_chunks,
     plan_url_chunks,
 )
+from pipelines.crawl_search import SearchPhase, SearchTask
 
-NAMESPACE = "crawl"
-STATS_DIR = "stats"
-SUMMARY_FILE = "crawl_summary.json"
-_CLAIMED = "__claimed__"  # marks a URL that a finished shard already holds
+__all__ = ["CrawlConfig", "CrawlOutcome", "CrawlPlan", "HITS_DIR", "STATS_DIR", "SUMMARY_FILE", "build_parser",
+           "main", "run", "shard_path", "stats_path", "summarise"]
+
+PHASES = ("all", "search", "download")
 
 
 @dataclasses.dataclass(frozen=True)
-class CrawlConfig:
-    """Everything the crawl's workers need (picklable, validated)."""
+class CrawlPlan:
+    """What this run of the launcher does (the workers never see it)."""
 
-    output: str = dataclasses.field(metadata=flag("directory (or gs://... URI) for the raw shards"))
-    search: SearchConfig = SearchConfig()
-    download: DownloadConfig = DownloadConfig()
-    search_concurrency: int = dataclasses.field(default=4, metadata=flag("queries in flight per worker"))
-    download_batch: int = dataclasses.field(default=256, metadata=flag(
-        "hits downloaded (and held in memory) at once per worker"))
-    progress_every_s: float = dataclasses.field(default=10.0, metadata=flag(
-        "seconds between progress lines", name="--progress-every"))
+    phase: str = dataclasses.field(default="all", metadata=flag(
+        "all: search, then download; search: only write hit lists; download: only download the hit "
+        "lists (or the URL list) into raw shards, never searching", choices=PHASES))
+    retry_blocked: bool = dataclasses.field(default=False, metadata=flag(
+        "search again the blocked queries of finished chunks; a chunk whose hits change is downloaded "
+        "again (its earlier hits stay, and its URLs stay its own)"))
+    retry_failed: bool = dataclasses.field(default=False, metadata=flag(
+        "search again the queries of finished chunks that failed (search_error: timeouts, malformed "
+        "answers); a chunk whose hits change is downloaded again"))
 
     def __post_init__(self):
-        if not self.output:
-            raise ValueError("output must not be empty")
-        if self.search_concurrency <= 0 or self.download_batch <= 0:
-            raise ValueError("search_concurrency and download_batch must be positive")
-        if self.progress_every_s < 0:
-            raise ValueError("progress_every_s must be >= 0")
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, not {self.phase!r}")
 
-
-def shard_path(output: str, name: str) -> str:
-    return contract.join(output, name + contract.SHARD_SUFFIX)
-
-
-def stats_path(output: str, name: str) -> str:
-    return contract.join(output, STATS_DIR, name + ".json")
-
-
-def _progress(message: str) -> None:
-    print(f"[crawl] {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Step 2: search
-# --------------------------------------------------------------------------------------------
-
-
-def hit_record(chunk: Chunk, position: int, rank: int, url: str, caption: str, query: str,
-               page_url: str) -> dict:
-    """A hit as it travels to the de-duplication: no image bytes, its order for "first wins".
-    The caption is kept as found; the filter normalises it."""
-    return {"chunk": chunk.name, "order": (chunk.index, position, rank), "url": url.strip(),
-            "caption_raw": caption, "query": query, "rank": rank, "page_url": page_url}
-
-
-def query_record(result: QueryResult, position: int) -> dict:
-    return {"position": position, "query": result.query, "status": result.status, "hits": len(result.hits),
-            "pages": result.pages, "error_message": result.error_message}
-
-
-class _EventLoopDoFn(beam.DoFn):
-    """A DoFn that owns an asyncio event loop, made in `setup` (loops and sessions do not
-    pickle); subclasses open their aiohttp sessions in it and close them in `_close`."""
-
-    def setup(self):
-        self._loop = asyncio.new_event_loop()
-
-    async def _close(self) -> None:
-        """Close what the subclass opened in the loop."""
-
-    def teardown(self):
-        if getattr(self, "_loop", None) is not None:
-            self._loop.run_until_complete(self._close())
-            self._loop.close()
-            self._loop = None
-
-
-class SearchChunkFn(_EventLoopDoFn):
-    """Chunk -> (normalised URL, hit) on the main output and (chunk name, info) on "info".
-
-    The aiohttp session and the rate limiter live in the DoFn instance (one per worker thread),
-    built in `setup` inside the DoFn's own event loop."""
-
-    INFO = "info"
-
-    def __init__(self, config: CrawlConfig):
-        super().__init__()
-        self.config = config
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._client: SearchClient | None = None
-        self.queries = Metrics.counter(NAMESPACE, "queries")
-        self.pages = Metrics.counter(NAMESPACE, "pages")
-        self.hits = Metrics.counter(NAMESPACE, "hits")
-
-    async def _close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def _open(self) -> None:
-        self._session = new_search_session(self.config.search.base_url)
-        self._client = SearchClient(self._session, self.config.search)
-
-    async def _search_all(self, queries: Sequence[str]) -> list[QueryResult]:
-        if self._client is None:
-            await self._open()
-        slots = asyncio.Semaphore(self.config.search_concurrency)
-        started = last = time.monotonic()
-        done = 0
-
-        async def one(query: str) -> QueryResult:
-            nonlocal done, last
-            async with slots:
-                result = await self._client.search(query)
-            done += 1
-            now = time.monotonic()
-            if self.config.progress_every_s and now - last >= self.config.progress_every_s:
-                last = now
-                _progress(f"searching: {done}/{len(queries)} queries of this chunk, "
-                          f"{done / (now - started):.2f} queries/s")
-            return result
-
-        return list(await asyncio.gather(*(one(q) for q in queries)))
-
-    def process(self, chunk: Chunk) -> Iterator[Any]:
-        yield beam.pvalue.TaggedOutput(self.INFO, (chunk.name, {"kind": "chunk", "index": chunk.index,
-                                                                "mode": chunk.mode, "size": chunk.size}))
-        if chunk.mode != MODE_QUERIES:
-            for rank, url, caption in iter_url_rows(chunk):
-                self.hits.inc()
-                yield url_identity(url), hit_record(chunk, rank, rank, url, caption, "", "")
-            return
-        started = time.monotonic()
-        results = self._loop.run_until_complete(self._search_all(chunk.queries))
-        statuses = Counter()
-        for position, result in enumerate(results):
-            statuses[result.status] += 1
-            self.queries.inc()
-            Metrics.counter(NAMESPACE, f"queries_{result.status}").inc()
-            self.pages.inc(result.pages)
-            self.hits.inc(len(result.hits))
-            yield beam.pvalue.TaggedOutput(self.INFO, (chunk.name, {"kind": "query", **query_record(result, position)}))
-            for hit in result.hits:
-                yield url_identity(hit.url), hit_record(chunk, position, hit.rank, hit.url, hit.caption,
-                                                         result.query, hit.page_url)
-        _progress(f"{chunk.name}: searched {len(results)} queries in {time.monotonic() - started:.1f}s "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
-
-
-# --------------------------------------------------------------------------------------------
-# Step 3: de-duplicate by normalised URL
-# --------------------------------------------------------------------------------------------
-
-
-def url_identity(url: str) -> str:
-    """What hits are de-duplicated on: the `key` of the URL, the same for URLs that normalise
-    alike (filters.contract.urls owns URL identity)."""
-    return contract.url_key(url)
-
-
-def claimed_urls(path: str) -> Iterator[tuple[str, tuple[str, str]]]:
-    """(URL identity, (_CLAIMED, chunk name)) for every row of a finished shard."""
-    chunk = path.rpartition("/")[2].removesuffix(contract.SHARD_SUFFIX)
-    table = contract.read_shard(path, contract.RAW_SCHEMA, columns=["url"])
-    for url in table.column("url").to_pylist():
-        yield url_identity(url), (_CLAIMED, chunk)
-
-
-def _is_claim(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == _CLAIMED
-
-
-class PickFirstFn(beam.DoFn):
-    """(URL identity, [hits and claims]) -> (chunk, ("hit", hit)) for the winner and
-    (chunk, ("dup", 1)) for every other hit.
-
-    A claim (the URL is in the finished shard of chunk K) beats every hit except K's own: K's
-    shard is only being rewritten when K is crawled again (--retry-blocked), and then its hit
-    keeps the URL; no other chunk may take it, so no URL is ever in two shards."""
-
-    def __init__(self):
-        super().__init__()
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicates")
-
-    def process(self, element: tuple[str, Iterable[Any]]) -> Iterator[tuple[str, tuple[str, Any]]]:
-        _, values = element
-        claimers = set()
-        hits = []
-        for value in values:
-            if _is_claim(value):
-                claimers.add(value[1])
-            else:
-                hits.append(value)
-        hits.sort(key=lambda h: tuple(h["order"]))
-        winner = next((h for h in hits if claimers <= {h["chunk"]}), None)
-        for hit in hits:
-            if hit is winner:
-                yield hit["chunk"], ("hit", hit)
-            else:
-                self.duplicates.inc()
-                yield hit["chunk"], ("dup", 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Step 4: download and write one shard per chunk
-# --------------------------------------------------------------------------------------------
-
-
-def raw_row(hit: dict, result: DownloadResult) -> dict:
-    """A RAW_SCHEMA record from a hit and its download."""
-    return {
-        "key": contract.url_key(hit["url"]), "url": hit["url"], "caption_raw": hit["caption_raw"],
-        "query": hit["query"], "rank": hit["rank"],
-        "page_url": hit["page_url"], "image": result.image, "width": result.width, "height": result.height,
-        "image_format": result.image_format, "sha256": result.sha256, "status": result.status,
-        "error_message": result.error_message,
-    }
-
-
-class DownloadAndWriteFn(_EventLoopDoFn):
-    """(chunk name, {"items": hits and duplicate marks, "info": chunk and query records}) ->
-    the chunk's shard, written atomically after its stats; yields the stats."""
-
-    def __init__(self, config: CrawlConfig):
-        super().__init__()
-        self.config = config
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._downloader: Downloader | None = None
-
-    def setup(self):
-        super().setup()
-        self._downloader = Downloader(self.config.download)
-        self._loop.run_until_complete(self._downloader.start())
-
-    async def _close(self) -> None:
-        if self._downloader is not None:
-            await self._downloader.close()
-
-    def process(self, element: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[dict]:
-        name, grouped = element
-        info = list(grouped["info"])
-        hits = []
-        duplicates = 0
-        for kind, value in grouped["items"]:
-            if kind == "hit":
-                hits.append(value)
-            else:
-                duplicates += value
-        hits.sort(key=lambda h: tuple(h["order"]))
-        chunk_info = next(i for i in info if i["kind"] == "chunk")
-        query_records = sorted((i for i in info if i["kind"] == "query"), key=lambda r: r["position"])
-        statuses: Counter[str] = Counter()
-        writer = contract.ShardWriter(shard_path(self.config.output, name), contract.RAW_SCHEMA)
-        try:
-            self._download_into(name, hits, writer, statuses)
-            carried = self._carry_over(name, hits, writer, statuses)
-            stats = chunk_stats(name, chunk_info, query_records, len(hits) + duplicates, duplicates, statuses)
-            if carried:
-                stats["carried_over"] = carried
-            contract.write_json(stats_path(self.config.output, name), stats, sort_keys=True)
-            writer.close()  # the shard's final name appears last: it marks the chunk as done
-        except BaseException:
-            writer.abort()
-            raise
-        yield stats
-
-    def _carry_over(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
-                    statuses: Counter) -> int:
-        """On a re-crawl (--retry-blocked) the chunk's finished shard is being replaced: its rows
-        whose URL the new search did not bring again are copied into the new shard, so a retry
-        never loses a pair (a query that was fine before may be blocked this time). No other
-        chunk can hold those URLs: the old shard's claim kept them for this chunk alone."""
-        old = shard_path(self.config.output, name)
-        if not contract.exists(old):
-            return 0
-        found = {url_identity(h["url"]) for h in hits}
-        carried = 0
-        for batch in contract.iter_shard_batches(old, contract.RAW_SCHEMA):
-            rows = [r for r in batch.to_pylist() if url_identity(r["url"]) not in found]
-            writer.write_records(rows)
-            carried += len(rows)
-            statuses.update(r["status"] for r in rows)
-        return carried
-
-    def _download_into(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
-                       statuses: Counter) -> None:
-        self._loop.run_until_complete(self._download_and_write(name, hits, writer, statuses))
-
-    async def _download_and_write(self, name: str, hits: Sequence[dict], writer: contract.ShardWriter,
-                                  statuses: Counter) -> None:
-        """Stream the chunk's downloads in hit order into the shard, `download_batch` rows at a
-        time, with twice that many downloads started ahead."""
-        batch_size = self.config.download_batch
-        started = last = time.monotonic()
-        rows: list[dict] = []
-        done = 0
-        results = self._downloader.iter_ordered((h["url"] for h in hits), window=2 * batch_size)
-        async for result in results:
-            rows.append(raw_row(hits[done], result))
-            done += 1
-            statuses[result.status] += 1
-            Metrics.counter(NAMESPACE, f"download_{result.status}").inc()
-            if len(rows) == batch_size:
-                writer.write_records(rows)
-                rows = []
-            now = time.monotonic()
-            if self.config.progress_every_s and now - last >= self.config.progress_every_s:
-                last = now
-                _progress(f"{name}: {done}/{len(hits)} downloaded ({statuses['success']} ok), "
-                          f"{done / max(now - started, 1e-9):.0f} URLs/s")
-        writer.write_records(rows)
-        _progress(f"{name}: wrote {len(hits)} rows ({statuses['success']} images) "
-                  f"in {time.monotonic() - started:.1f}s")
-
-
-def chunk_stats(name: str, chunk_info: dict, query_records: Sequence[dict], hits: int, duplicates: int,
-                statuses: Counter) -> dict:
-    """The small record written beside each shard (stats/<chunk>.json)."""
-    return {
-        "chunk": name, "mode": chunk_info["mode"], "items": chunk_info["size"],
-        "queries": dict(Counter(r["status"] for r in query_records)),
-        "blocked_queries": [r["query"] for r in query_records if r["status"] == QUERY_BLOCKED],
-        "query_results": list(query_records),
-        "pages": sum(r["pages"] for r in query_records),
-        "hits": hits, "duplicates": duplicates, "rows": sum(statuses.values()),
-        "downloads": dict(sorted(statuses.items())),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# The pipeline
-# --------------------------------------------------------------------------------------------
-
-
-class CrawlChunks(beam.PTransform):
-    """Pending chunks (+ finished shards, whose URLs are claimed) -> one raw shard per chunk;
-    the output PCollection holds each written chunk's stats."""
-
-    def __init__(self, config: CrawlConfig, chunks: Sequence[Chunk], finished_shards: Sequence[str]):
-        super().__init__()
-        self.config = config
-        self.chunks = list(chunks)
-        self.finished_shards = list(finished_shards)
-
-    def expand(self, pbegin):
-        searched = (pbegin
-                    | "Chunks" >> beam.Create(self.chunks)
-                    | "SpreadChunks" >> beam.Reshuffle()
-                    | "Search" >> beam.ParDo(SearchChunkFn(self.config)).with_outputs(
-                        SearchChunkFn.INFO, main="hits"))
-        claims = (pbegin
-                  | "FinishedShards" >> beam.Create(self.finished_shards)
-                  | "ClaimFinishedUrls" >> beam.FlatMap(claimed_urls))
-        winners = ((searched.hits, claims)
-                   | "HitsAndClaims" >> beam.Flatten()
-                   | "GroupByUrl" >> beam.GroupByKey()
-                   | "Deduplicate" >> beam.ParDo(PickFirstFn()))
-        return ({"items": winners, "info": searched[SearchChunkFn.INFO]}
-                | "GroupByChunk" >> beam.CoGroupByKey()
-                | "DownloadAndWrite" >> beam.ParDo(DownloadAndWriteFn(self.config)))
+    @property
+    def retry_statuses(self) -> tuple[str, ...]:
+        return tuple(status for status, on in ((QUERY_BLOCKED, self.retry_blocked), (QUERY_ERROR, self.retry_failed))
+                     if on)
 
 
 def plan_chunks(args: argparse.Namespace) -> list[Chunk]:
@@ -431,8 +108,9 @@ def summarise(output: str, chunks: Sequence[Chunk]) -> dict:
     totals: dict[str, Any] = {"chunks": len(chunks), "chunks_done": 0, "queries": Counter(), "pages": 0,
                               "hits": 0, "duplicates": 0, "rows": 0, "downloads": Counter(),
                               "blocked_queries": []}
+    done = finished_names(output)
     for chunk in chunks:
-        if not contract.exists(shard_path(output, chunk.name)):
+        if chunk.name not in done:
             continue
         stats = read_stats(output, chunk.name)
         totals["chunks_done"] += 1
@@ -463,68 +141,80 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.crawl",
         description="Crawl image-text pairs into raw Parquet shards (pipelines.schema.RAW_SCHEMA):\n"
-                    "  --queries FILE   search each query on a Baidu-format engine, download every hit\n"
+                    "  --queries FILE   search each query on a Baidu-format engine (hit lists in OUTPUT/hits),\n"
+                    "                   then download every hit\n"
                     "  --url-list FILE  download a url,caption list (CSV/TSV/Parquet, a glob for several)\n"
-                    "Resumable: rerun the same command after an interruption; finished chunks are skipped.\n"
-                    "Every URL becomes a row with a status; stats/ and crawl_summary.json hold the counts.",
+                    "Resumable: rerun the same command after an interruption; finished chunks are skipped,\n"
+                    "and a finished search is never repeated. Every URL becomes a row with a status;\n"
+                    "stats/ and crawl_summary.json hold the counts.",
         epilog=RUNNER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--queries", help="UTF-8 file, one query per line (make queries writes the default)")
     source.add_argument("--url-list", help="CSV/TSV/Parquet file or glob with url,caption columns "
                                            "(the Wukong release, img2dataset inputs)")
-    add_flags(parser, CrawlConfig, exclude=("search_concurrency", "download_batch", "progress_every_s"),
-              required=("output",))
-    parser.add_argument("--retry-blocked", action="store_true",
-                        help="crawl again the finished chunks that have blocked queries (their shards are "
-                             "replaced; their URLs stay theirs)")
-    parser.add_argument("--retry-failed", action="store_true",
-                        help="crawl again the finished chunks that have queries that failed (search_error: "
-                             "timeouts, malformed answers); their shards are replaced, their URLs stay theirs")
+    add_flags(parser, CrawlConfig, only=("output", "hits"), required=("output",))
+    add_flags(parser, CrawlPlan)
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="queries (default 100) or URL rows (default 10000) per chunk/shard")
-    parser.add_argument("--wave-chunks", type=int, default=16,
-                        help="chunks per Beam pipeline run (default 16): a kill loses at most one wave's "
-                             "unfinished work; raise it on Dataflow, where each run starts workers")
+    parser.add_argument("--wave-chunks", type=int, default=None,
+                        help="ignored, kept so that older command lines still run: each phase is now one "
+                             "Beam job over all pending chunks")
 
     search = parser.add_argument_group("search")
     add_flags(search, SearchConfig)
-    add_flags(search, CrawlConfig, exclude=("output", "download_batch", "progress_every_s"))
+    add_flags(search, CrawlConfig, only=("search_concurrency",))
 
     download = parser.add_argument_group("download")
     add_flags(download, DownloadConfig)
-    add_flags(download, CrawlConfig, exclude=("output", "search_concurrency", "progress_every_s"))
+    add_flags(download, CrawlConfig, only=("download_batch",))
     download.add_argument("--resize-mode", choices=("off",) + RESIZE_MODES, default="off",
                           help="resize with img2dataset's Resizer (default off: full size)")
     add_flags(download, ResizeConfig)
-    add_flags(parser, CrawlConfig, exclude=("output", "search_concurrency", "download_batch"))
+    add_flags(parser, CrawlConfig, only=("progress_every_s",))
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> CrawlConfig:
+def own_values(argv: Sequence[str], config_cls: type) -> dict[str, Any]:
+    """The values of `config_cls`'s flags in `argv`, parsed by a parser that knows only them.
+
+    SearchConfig and DownloadConfig share field names (`retries`, `backoff_s`), and a flag's
+    destination is its field's name: in one parser, `--search-backoff` and `--backoff` would fill
+    one value, and the download's retries would wait the search's 30 s. Abbreviations are read
+    as the full parser reads them."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_flags(parser, config_cls)
+    known, _ = parser.parse_known_args(list(argv))
+    return config_values(known, config_cls)
+
+
+def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> CrawlConfig:
+    """The workers' config from the parsed command line `args` and the `argv` it came from."""
     resize = None
     if args.resize_mode != "off":
         resize = ResizeConfig(resize_mode=args.resize_mode, **config_values(args, ResizeConfig))
     if args.chunk_size is not None and args.chunk_size <= 0:
         raise ValueError("--chunk-size must be positive")
-    return CrawlConfig(search=SearchConfig(**config_values(args, SearchConfig)),
-                       download=DownloadConfig(resize=resize, **config_values(args, DownloadConfig)),
+    return CrawlConfig(search=SearchConfig(**own_values(argv, SearchConfig)),
+                       download=DownloadConfig(resize=resize, **own_values(argv, DownloadConfig)),
                        **config_values(args, CrawlConfig))
 
 
 @dataclasses.dataclass(frozen=True)
 class CrawlOutcome:
     """What run() did: the totals from the written stats, the Beam counters summed over this
-    run's waves (best-effort, runner-dependent) and how many chunks this run crawled."""
+    run's jobs (best-effort, runner-dependent), how many chunks this run downloaded (raw shards
+    written) and how many it searched (hit lists written or searched again)."""
 
     totals: dict
     counters: dict[str, int]
     crawled_chunks: int
+    searched_chunks: int = 0
 
 
-def run_wave(config: CrawlConfig, chunks: Sequence[Chunk], beam_args: Sequence[str]) -> dict[str, int]:
-    """One Beam pipeline over `chunks`, claiming the URLs of every shard finished before it."""
+def run_job(transform: beam.PTransform, beam_args: Sequence[str]) -> dict[str, int]:
+    """Run one Beam job; its counters (committed where the runner has them)."""
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    _ = pipeline | "Crawl" >> CrawlChunks(config, chunks, contract.list_shards(config.output))
+    _ = pipeline | "Crawl" >> transform
     result = pipeline.run()
     result.wait_until_finish()
     counters: Counter[str] = Counter()
@@ -535,70 +225,128 @@ def run_wave(config: CrawlConfig, chunks: Sequence[Chunk], beam_args: Sequence[s
 
 
 def run(argv: Sequence[str] | None = None) -> CrawlOutcome:
-    """Run the crawl; the totals are also written to OUTPUT/crawl_summary.json. Raises
-    CrawlInputError/QueryFileError/ValueError on bad input (main() makes them exit status 2).
-
-    Pending chunks run in waves of --wave-chunks, one Beam pipeline each: a GroupByKey is a
-    barrier in batch Beam, so one pipeline over all chunks would write no shard before every
-    query was searched, and a kill would lose all of it. A wave's shards are final when it ends;
-    later waves treat their URLs as claimed, so "first by query order and rank wins" holds
-    across waves as within one."""
+    """Run the crawl's phases; the totals are also written to OUTPUT/crawl_summary.json. Raises
+    CrawlInputError/QueryFileError/ValueError on bad input (main() makes them exit status 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    config = config_from_args(args)
-    if args.wave_chunks <= 0:
-        raise ValueError("--wave-chunks must be positive")
+    config = config_from_args(args, argv)
+    plan = CrawlPlan(**config_values(args, CrawlPlan))
+    if args.wave_chunks is not None:
+        progress("--wave-chunks is ignored: each phase is one Beam job over all pending chunks")
+    if not args.queries and plan.phase == "search":
+        raise CrawlInputError("--phase search needs --queries: a URL list has nothing to search")
+    if not args.queries and (plan.retry_blocked or plan.retry_failed):
+        progress("--retry-blocked and --retry-failed do nothing with a URL list: it has no search")
     chunks = plan_chunks(args)
     contract.makedirs(config.output)
     with contract.hold_output_lock(config.output, "crawl"):
-        return _run_locked(args, config, chunks, beam_args)
+        return _run_locked(args, plan, config, chunks, beam_args)
 
 
-def _chunks_with_queries(output: str, chunks: Sequence[Chunk], status: str) -> list[Chunk]:
-    """The finished chunks among `chunks` that recorded a query with `status`."""
-    return [c for c in chunks if any(r["status"] == status for r in read_stats(output, c.name)["query_results"])]
-
-
-def _run_locked(args: argparse.Namespace, config: CrawlConfig, chunks: Sequence[Chunk],
+def _run_locked(args: argparse.Namespace, plan: CrawlPlan, config: CrawlConfig, chunks: Sequence[Chunk],
                 beam_args: Sequence[str]) -> CrawlOutcome:
-    removed = (contract.remove_stale_temporaries(config.output)
-               + contract.remove_stale_temporaries(contract.join(config.output, STATS_DIR)))
-    finished_names = {path.rpartition("/")[2] for path in contract.list_shards(config.output)}
-    pending = [c for c in chunks if c.name + contract.SHARD_SUFFIX not in finished_names]
-    pending_names = {c.name for c in pending}
-    finished = [c for c in chunks if c.name not in pending_names]
-    blocked = _chunks_with_queries(config.output, finished, QUERY_BLOCKED)
-    failed = _chunks_with_queries(config.output, finished, QUERY_ERROR)
-    retried = sorted({c.name: c for c in (blocked if args.retry_blocked else []) + (failed if args.retry_failed else [])}
-                     .values(), key=lambda c: c.index)
-    pending = sorted(pending + retried, key=lambda c: c.index)
-    _progress(f"{len(chunks)} chunks, {len(chunks) - len(pending)} already done, {len(pending)} to crawl"
-              + (f" ({len(retried)} again, for their blocked or failed queries)" if retried else "")
-              + (f"; removed {removed} stale temporaries" if removed else ""))
-    for left, what, option in ((blocked, "blocked", "--retry-blocked"), (failed, "search_error", "--retry-failed")):
-        if left and not getattr(args, option[2:].replace("-", "_")):
-            queries = sum(read_stats(config.output, c.name)["queries"].get(what, 0) for c in left)
-            _progress(f"left as they are: {queries} {what} queries in {len(left)} finished chunks "
-                      f"(add {option} to search them again)")
+    directories = [config.output, contract.join(config.output, STATS_DIR)]
+    if plan.phase != "download":
+        directories.append(config.hits_dir)  # a download-only run may read another crawl's hits: never touch them
+    removed = sum(contract.remove_stale_temporaries(d) for d in directories)
+    if removed:
+        progress(f"removed {removed} temporaries of an interrupted run")
+    _warn_foreign_shards(config.output, chunks)
     counters: Counter[str] = Counter()
-    waves = [pending[i:i + args.wave_chunks] for i in range(0, len(pending), args.wave_chunks)]
-    for number, wave in enumerate(waves, 1):
-        started = time.monotonic()
-        counters.update(run_wave(config, wave, beam_args))
-        _progress(f"wave {number}/{len(waves)} done in {time.monotonic() - started:.1f}s: "
-                  f"{len(chunks) - len(pending) + sum(map(len, waves[:number]))}/{len(chunks)} chunks written")
-    if counters:
-        _progress("counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+    searched = crawled = 0
+    if args.queries and plan.phase != "download":
+        searched, found = search_phase(config, plan, chunks, beam_args)
+        counters.update(found)
+    if plan.phase == "search":
+        _progress_counters(counters)
+        return CrawlOutcome(summarise(config.output, chunks), dict(counters), 0, searched)
+    crawled, downloaded = download_phase(config, chunks, bool(args.queries), beam_args)
+    counters.update(downloaded)
+    _progress_counters(counters)
     totals = summarise(config.output, chunks)
     contract.write_json(contract.join(config.output, SUMMARY_FILE), totals, sort_keys=True)
-    _progress("done: " + format_summary(totals))
-    return CrawlOutcome(totals, dict(counters), len(pending))
+    progress("done: " + format_summary(totals))
+    return CrawlOutcome(totals, dict(counters), crawled, searched)
+
+
+def _progress_counters(counters: Counter) -> None:
+    if counters:
+        progress("counters: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+
+
+def _warn_foreign_shards(output: str, chunks: Sequence[Chunk]) -> None:
+    """Say so when the output holds raw shards of another input (an edited query file): they stay,
+    and the filter reads them too."""
+    foreign = sorted(finished_names(output) - {c.name for c in chunks})
+    if foreign:
+        progress(f"warning: {len(foreign)} raw shards in {output} belong to no chunk of this input "
+                 f"(first: {foreign[0]}); an edited input gives new chunk names: remove them, or crawl into "
+                 f"a new output")
+
+
+def search_phase(config: CrawlConfig, plan: CrawlPlan, chunks: Sequence[Chunk],
+                 beam_args: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """One Beam job that searches the chunks without a hit list and, when asked, the failed
+    queries of the others; returns (chunks searched, counters)."""
+    listed = finished_names(config.hits_dir)
+    first = [c for c in chunks if c.name not in listed]
+    statuses = _query_statuses(config.hits_dir, [c for c in chunks if c.name in listed])
+    retry = plan.retry_statuses
+    retried = [c for c in chunks if c.name in statuses and set(statuses[c.name]) & set(retry)]
+    for status, option in ((QUERY_BLOCKED, "--retry-blocked"), (QUERY_ERROR, "--retry-failed")):
+        left = {name: found[status] for name, found in statuses.items() if found[status]}
+        if left and status not in retry:
+            progress(f"left as they are: {sum(left.values())} {status} queries in {len(left)} finished chunks "
+                     f"(add {option} to search them again)")
+    # Hits found after a raw shard was written come after every earlier hit (crawl_hits: rounds).
+    round_ = time.time_ns() // 1000 if finished_names(config.output) else 0
+    tasks = sorted([SearchTask(c, round_) for c in first] + [SearchTask(c, round_, retry) for c in retried],
+                   key=lambda t: t.chunk.index)
+    progress(f"search: {len(chunks)} chunks, {len(chunks) - len(first)} with a hit list, {len(first)} to search"
+             + (f", {len(retried)} to search again for their {' or '.join(retry)} queries" if retried else ""))
+    if not tasks:
+        return 0, {}
+    started = time.monotonic()
+    counters = run_job(SearchPhase(config, tasks), beam_args)
+    progress(f"search: {len(tasks)} chunks in {time.monotonic() - started:.1f}s")
+    return len(tasks), counters
+
+
+def _query_statuses(hits_dir: str, chunks: Sequence[Chunk]) -> dict[str, Counter]:
+    """chunk name -> its queries' statuses, from the hit lists' footers."""
+    return {c.name: Counter(r["status"] for r in read_query_records(hits_path(hits_dir, c.name))) for c in chunks}
+
+
+def download_phase(config: CrawlConfig, chunks: Sequence[Chunk], searched: bool,
+                   beam_args: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """One Beam job that downloads the chunks without a raw shard; returns (chunks written,
+    counters). Query chunks need their hit lists: it never searches."""
+    if searched:
+        listed = finished_names(config.hits_dir)
+        missing = [c for c in chunks if c.name not in listed]
+        if missing:
+            raise CrawlInputError(f"{len(missing)} of {len(chunks)} chunks have no hit list in {config.hits_dir} "
+                                  f"(first: {missing[0].name}); run the search phase first (--phase search)")
+        sources = [HitSource(c, hits_path(config.hits_dir, c.name)) for c in chunks]
+    else:
+        sources = [HitSource(c) for c in chunks]
+    done = finished_names(config.output)
+    pending = [s for s in sources if s.chunk.name not in done]
+    progress(f"download: {len(chunks)} chunks, {len(chunks) - len(pending)} with a raw shard, "
+             f"{len(pending)} to download")
+    if not pending:
+        return 0, {}
+    started = time.monotonic()
+    counters = run_job(DownloadPhase(config, sources, pending), beam_args)
+    progress(f"download: {len(pending)} chunks in {time.monotonic() - started:.1f}s")
+    return len(pending), counters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(argv)
-    except (CrawlInputError, QueryFileError, ValueError, contract.OutputLocked) as err:
+    except (CrawlInputError, QueryFileError, HitListError, ValueError, contract.OutputLocked) as err:
         print(f"python -m pipelines.crawl: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -20,6 +20,7 @@ import pytest
 
 from filters import contract
 from pipelines import synthetic
+from pipelines.crawl_hits import HITS_SCHEMA, read_query_records
 from tests.support.crawl import crawl_argv, running_catalog
 
 pytestmark = pytest.mark.e2e  # subprocesses, servers, Beam pipelines
@@ -54,9 +55,10 @@ def _kill_at(module: str, argv: list[str], shards: Path, moment: int) -> bool:
 
 
 def _rows(directory: Path, kind: str, columns: tuple[str, ...]) -> list[tuple]:
+    schema = HITS_SCHEMA if kind == "hits" else contract.SCHEMAS[kind]
     rows = []
     for path in contract.list_shards(str(directory)):
-        table = contract.read_shard(path, contract.SCHEMAS[kind], columns=list(columns))
+        table = contract.read_shard(path, schema, columns=list(columns))
         rows += [tuple(r[c] for c in columns) for r in table.to_pylist()]
     return sorted(rows, key=repr)
 
@@ -87,8 +89,11 @@ def local():
         yield served
 
 
-def _queries_argv(local, directory: Path) -> list[str]:
-    return crawl_argv(local, directory, "--wave-chunks", "1", "--search-rate", "20", chunk_size=1)
+_HIT_COLUMNS = ("query", "rank", "url", "caption", "round")
+
+
+def _queries_argv(local, directory: Path, search_rate: str = "20") -> list[str]:
+    return crawl_argv(local, directory, "--search-rate", search_rate, chunk_size=1)
 
 
 def _url_list_argv(local, directory: Path) -> list[str]:
@@ -97,34 +102,58 @@ def _url_list_argv(local, directory: Path) -> list[str]:
     urls = [f"{engine.base_url}/img/{e.path}" for q in catalog.queries for e in catalog.catalog.results[q]]
     (directory / "urls.csv").write_text(
         "url,caption\n" + "".join(f'{u},"图片 {i}"\n' for i, u in enumerate(urls)), encoding="utf-8")
-    base = crawl_argv(local, directory, "--wave-chunks", "1")[4:]  # without --queries FILE --output DIR
+    base = crawl_argv(local, directory)[4:]  # without --queries FILE --output DIR
     return ["--url-list", str(directory / "urls.csv"), "--output", str(directory / "raw"), *base,
             "--chunk-size", "6"]
 
 
-@pytest.mark.parametrize("mode", ["queries", "url_list"])
-def test_a_crawl_killed_at_any_moment_reruns_to_the_uninterrupted_output(local, tmp_path, mode):
-    make_argv = _queries_argv if mode == "queries" else _url_list_argv
+def _searched_queries(hits: Path) -> set[str]:
+    """The queries of the hit lists in `hits` (their footers name every query, hits or not)."""
+    return {r["query"] for path in hits.glob("*.parquet") for r in read_query_records(str(path))}
+
+
+@pytest.mark.parametrize("mode, phase", [("queries", "search"), ("queries", "download"), ("url_list", "download")])
+def test_a_crawl_killed_at_any_moment_reruns_to_the_uninterrupted_output(local, tmp_path, mode, phase):
+    """The search phase is killed as its hit lists appear (a slower search rate leaves time to),
+    the download phase as its raw shards do."""
+    _, engine = local
+    if mode == "queries":
+        def make_argv(directory):
+            return _queries_argv(local, directory, "5" if phase == "search" else "20")
+    else:
+        def make_argv(directory):
+            return _url_list_argv(local, directory)
     reference = tmp_path / "reference"
-    _run("pipelines.crawl", make_argv(local, reference))
+    _run("pipelines.crawl", make_argv(reference))
     killed = []
     for moment in (1, 3, 6):
         run = tmp_path / f"killed-at-{moment}"
-        argv = make_argv(local, run)
-        killed.append(_kill_at("pipelines.crawl", argv, run / "raw", moment))
+        argv = make_argv(run)
+        watched = run / "raw" / "hits" if phase == "search" else run / "raw"
+        killed.append(_kill_at("pipelines.crawl", argv, watched, moment))
+        searched = _searched_queries(run / "raw" / "hits")
+        if killed[-1] and phase == "search":
+            assert not list((run / "raw").glob("*.parquet")), "a raw shard before the search phase ended"
+        before = engine.search_requests.copy()
         _run("pipelines.crawl", argv)
+        again = {q for q, n in engine.search_requests.items() if n > before[q]}
+        assert not again & searched, "a finished search was repeated"
         _same_crawl(run / "raw", reference / "raw")
+        if mode == "queries":
+            assert _rows(run / "raw" / "hits", "hits", _HIT_COLUMNS) == _rows(reference / "raw" / "hits", "hits",
+                                                                            _HIT_COLUMNS)
     assert any(killed), "no kill landed before the crawl's end"
 
 
-def test_crawl_local_killed_and_rerun_keeps_its_urls(tmp_path):
-    argv = ["--queries", "8", "--per-query", "4", "--stall", "1", "--chunk-size", "1", "--wave-chunks", "1"]
+def test_crawl_local_killed_in_either_phase_and_rerun_keeps_its_urls(tmp_path):
+    argv = ["--queries", "8", "--per-query", "4", "--stall", "1", "--chunk-size", "1", "--search-rate", "4"]
     reference = tmp_path / "reference" / "raw"
     _run("pipelines.crawl_local", ["--output", str(reference), *argv])
-    killed = []
-    for moment in (1, 4):
-        output = tmp_path / f"killed-at-{moment}" / "raw"
-        killed.append(_kill_at("pipelines.crawl_local", ["--output", str(output), *argv], output, moment))
+    killed = {}
+    for watched, moment in (("hits", 2), ("raw", 1), ("raw", 4)):
+        output = tmp_path / f"killed-at-{watched}-{moment}" / "raw"
+        killed[watched, moment] = _kill_at("pipelines.crawl_local", ["--output", str(output), *argv],
+                                           output / "hits" if watched == "hits" else output, moment)
         _run("pipelines.crawl_local", ["--output", str(output), *argv])
         rows = _rows(output, "raw", ("key", "url", "sha256"))
         urls = [r[1] for r in rows]
@@ -133,9 +162,11 @@ def test_crawl_local_killed_and_rerun_keeps_its_urls(tmp_path):
         # bytes must not, and within the killed run one port serves both halves.
         assert len({u.split("/img/", 1)[0] for u in urls}) == 1
         paths = sorted((u.split("/img/", 1)[1], s) for _, u, s in rows)
-        assert paths == sorted((u.split("/img/", 1)[1], s) for _, u, s in _rows(reference, "raw", ("key", "url", "sha256")))
+        assert paths == sorted((u.split("/img/", 1)[1], s)
+                               for _, u, s in _rows(reference, "raw", ("key", "url", "sha256")))
         _no_temporaries(output)
-    assert any(killed), "no kill landed before the crawl's end"
+    assert killed["hits", 2], "the kill in the search phase came after the crawl's end"
+    assert any(killed.values())
 
 
 # --------------------------------------------------------------------------------------------

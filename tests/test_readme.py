@@ -88,6 +88,8 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
       "tests/benchmarks/test_benchmarks_smoke.py::test_text_filters_cli_writes_the_readme_fields")),
     (r"^(make bench-train$|python -m benchmarks\.train_throughput\b)",
      ("tests/benchmarks/test_benchmarks_smoke.py::test_train_throughput_cli_writes_the_readme_fields",)),
+    (r"^(make bench-crawl-scale$|python -m benchmarks\.crawl_scale\b)",
+     ("tests/benchmarks/test_crawl_scale.py::test_the_benchmark_runs_at_a_tiny_size",)),
     (r"^make bench-token-wise$",
      ("tests/benchmarks/test_benchmarks_smoke.py::test_token_wise_memory_cli_writes_the_readme_fields",)),
 ]

@@ -4,16 +4,14 @@ import hashlib
 import json
 import os
 
-import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
+from crawler.baidu import SearchConfig
+from crawler.download import DownloadConfig
 from filters import contract
 from pipelines import crawl
-from pipelines.beam_options import pipeline_options
 from pipelines.local_catalog import NO_RESULTS_QUERY
 from tests.support.crawl import crawl_argv, expected_paths, image_path, read_raw, running_catalog
 
@@ -25,27 +23,6 @@ def local():
     """A 12-query catalog (second query blocked at first, last always blocked) and its engine."""
     with running_catalog(n_queries=12, per_query=6, seed=3, stall_s=3) as served:
         yield served
-
-
-def test_pick_first_keeps_the_first_by_order_and_respects_claims():
-    def hit(chunk, order):
-        return {"chunk": chunk, "order": order, "url": "u"}
-
-    groups = [
-        ("a", [hit("c2", (2, 0, 5)), hit("c1", (1, 3, 9)), hit("c1", (1, 3, 2))]),  # c1's rank 2 wins
-        ("b", [hit("c1", (1, 0, 0)), (crawl._CLAIMED, "c0")]),  # finished shard c0 holds it
-        ("c", [hit("c3", (3, 0, 0)), hit("c5", (5, 0, 0)), (crawl._CLAIMED, "c5")]),  # c5 crawled again
-        ("d", [(crawl._CLAIMED, "c0")]),  # claimed, not found again
-    ]
-    with BeamTestPipeline(options=pipeline_options([])) as p:  # in-process, as the crawl runs
-        out = p | beam.Create(groups) | beam.ParDo(crawl.PickFirstFn())
-        assert_that(out, equal_to([
-            ("c1", ("hit", hit("c1", (1, 3, 2)))), ("c2", ("dup", 1)), ("c1", ("dup", 1)),
-            ("c1", ("dup", 1)),
-            ("c5", ("hit", hit("c5", (5, 0, 0)))), ("c3", ("dup", 1)),
-        ]))
-    duplicates = p.result.metrics().query()["counters"]
-    assert sum(c.committed for c in duplicates if c.key.metric.name == "duplicates") == 4
 
 
 def test_crawl_writes_every_hit_once_with_its_status(local, tmp_path):
@@ -100,7 +77,7 @@ def test_crawl_writes_every_hit_once_with_its_status(local, tmp_path):
 
 def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
     catalog, engine = local
-    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2")
+    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2")  # ignored, and still accepted
     first = crawl.run(argv)
     assert first.crawled_chunks == 5
     before = read_raw(tmp_path / "raw").sort_by("url")
@@ -115,12 +92,47 @@ def test_rerun_skips_finished_chunks_and_resumes_missing_ones(local, tmp_path):
     stale = tmp_path / "raw" / ".part-00001-x.parquet.tmp-dead"
     stale.write_bytes(b"half a shard")
     resumed = crawl.run(argv)
-    assert resumed.crawled_chunks == 1
+    assert resumed.crawled_chunks == 1 and resumed.searched_chunks == 0
+    assert sum(engine.search_requests.values()) == requests  # a lost raw shard is downloaded again, not searched
     assert not stale.exists()
     after = read_raw(tmp_path / "raw").sort_by("url")
     assert after.column("url").to_pylist() == before.column("url").to_pylist()
     assert after.column("status").to_pylist() == before.column("status").to_pylist()
     assert resumed.totals == first.totals
+
+
+def test_the_phases_run_apart_and_downloads_are_redone_without_searching(local, tmp_path, capsys):
+    _, engine = local
+    argv = crawl_argv(local, tmp_path)
+    searched = crawl.run([*argv, "--phase", "search"])
+    assert searched.searched_chunks == 5 and searched.crawled_chunks == 0
+    hits = tmp_path / "raw" / crawl.HITS_DIR
+    assert len(list(hits.glob("*.parquet"))) == 5 and not list((tmp_path / "raw").glob("*.parquet"))
+    requests = sum(engine.search_requests.values())
+
+    first = crawl.run([*argv, "--phase", "download"])
+    assert first.crawled_chunks == 5 and sum(engine.search_requests.values()) == requests
+    # again, resized, into another output, from the first output's hit lists
+    resized = tmp_path / "resized"
+    again = crawl.run([*argv[:2], "--output", str(resized), "--hits", str(hits), *argv[4:], "--phase", "download",
+                       "--resize-mode", "center_crop", "--image-size", "64"])
+    assert sum(engine.search_requests.values()) == requests  # never searched again
+    assert not (resized / crawl.HITS_DIR).exists()
+    # the same hits and winners; the statuses may differ (the resizer refuses some images)
+    assert {k: v for k, v in again.totals.items() if k != "downloads"} == {
+        k: v for k, v in first.totals.items() if k != "downloads"}
+    rows = {r["url"]: r for r in read_raw(resized).to_pylist()}
+    original = {r["url"]: r for r in read_raw(tmp_path / "raw").to_pylist()}
+    assert rows.keys() == original.keys()
+    ok = [r for r in rows.values() if r["status"] == "success"]
+    assert ok and all((r["width"], r["height"]) == (64, 64) for r in ok)
+    assert all(r["query"] == original[u]["query"] and r["rank"] == original[u]["rank"] for u, r in rows.items())
+
+    capsys.readouterr()
+    assert crawl.main([*argv[:2], "--output", str(tmp_path / "none"), "--hits", str(tmp_path / "empty"),
+                       *argv[4:], "--phase", "download"]) == 2
+    err = capsys.readouterr().err
+    assert "5 of 5 chunks have no hit list in" in err and str(tmp_path / "empty") in err
 
 
 def test_retry_blocked_crawls_the_blocked_chunk_again_without_duplicates(local, tmp_path):
@@ -132,6 +144,12 @@ def test_retry_blocked_crawls_the_blocked_chunk_again_without_duplicates(local, 
     before = {r["url"]: r for r in read_raw(tmp_path / "raw").to_pylist()}
 
     assert crawl.run(argv).crawled_chunks == 0  # a plain rerun leaves blocked queries alone
+    shards = {p: os.stat(p).st_mtime_ns for p in contract.list_shards(str(tmp_path / "raw"))}
+    requests = engine.search_requests.copy()
+    still = crawl.run([*argv, "--retry-blocked"])  # blocked again: nothing new, nothing downloaded again
+    assert (still.searched_chunks, still.crawled_chunks) == (1, 0)
+    assert {q for q, n in engine.search_requests.items() if n != requests[q]} == {blocked[0]}  # only it
+    assert {p: os.stat(p).st_mtime_ns for p in contract.list_shards(str(tmp_path / "raw"))} == shards
     catalog.catalog.search_modes.pop(blocked[0])  # the engine stops blocking
     again = crawl.run([*argv, "--retry-blocked"])
     assert again.crawled_chunks == 1
@@ -217,33 +235,54 @@ def test_bad_inputs_and_flags_are_clear_errors(tmp_path, capsys):
     assert crawl.main(["--queries", str(tmp_path / "q.txt"), "--output", str(tmp_path / "o"),
                        "--allow-host", "127.0.0.1:port"]) == 2
     assert "bad port" in capsys.readouterr().err
+    assert crawl.main(["--url-list", str(tmp_path / "nourl.csv"), "--output", str(tmp_path / "o"),
+                       "--phase", "search"]) == 2
+    assert "--phase search needs --queries" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         crawl.main(["--output", str(tmp_path / "o")])  # neither --queries nor --url-list
+    with pytest.raises(SystemExit):
+        crawl.main(["--queries", str(tmp_path / "q.txt"), "--output", str(tmp_path / "o"), "--phase", "both"])
 
 
 def test_help_explains_itself(capsys):
     with pytest.raises(SystemExit):
         crawl.main(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--queries", "--url-list", "--search-base-url", "--allow-host", "--search-rate", "--max-bytes",
+    for flag in ("--queries", "--url-list", "--phase", "--hits", "--search-base-url", "--allow-host", "--search-rate", "--max-bytes",
                  "--no-robots", "--resize-mode", "DataflowRunner", "FlinkRunner"):
         assert flag in text
 
 
+def _config(*argv):
+    argv = ["--queries", "q.txt", "--output", "out", *argv]
+    return crawl.config_from_args(crawl.build_parser().parse_args(argv), argv)
+
+
 def test_flags_become_the_workers_config():
-    args = crawl.build_parser().parse_args(
-        ["--queries", "q.txt", "--output", "out", "--search-rate", "2.5", "--max-results", "90", "--no-robots",
-         "--allow-host", "127.0.0.1:8000", "--allow-host", "localhost", "--resize-mode", "center_crop",
-         "--image-size", "224", "--encode-format", "webp", "--max-bytes", "1000"])
-    config = crawl.config_from_args(args)
+    config = _config("--search-rate", "2.5", "--max-results", "90", "--no-robots", "--allow-host", "127.0.0.1:8000",
+                     "--allow-host", "localhost", "--resize-mode", "center_crop", "--image-size", "224",
+                     "--encode-format", "webp", "--max-bytes", "1000")
     assert (config.search.requests_per_second, config.search.max_results) == (2.5, 90)
     assert config.download.respect_robots is False and config.download.max_bytes == 1000
     assert config.download.allow_hosts == ("127.0.0.1:8000", "localhost")
     resize = config.download.resize
     assert (resize.resize_mode, resize.image_size, resize.encode_format) == ("center_crop", 224, "webp")
-    default = crawl.config_from_args(crawl.build_parser().parse_args(["--queries", "q", "--output", "o"]))
+    assert config.hits_dir == "out/hits" and _config("--hits", "elsewhere").hits_dir == "elsewhere"
+    default = _config()
     assert default.download.resize is None and default.search.base_url == "https://image.baidu.com"
     assert default.search.max_results == 1000 and default.download.respect_robots
+
+
+def test_search_and_download_flags_with_the_same_field_stay_apart():
+    """SearchConfig and DownloadConfig both have `retries` and `backoff_s`: each flag sets its own."""
+    default = _config()
+    assert (default.search.retries, default.search.backoff_s) == (SearchConfig().retries, SearchConfig().backoff_s)
+    assert (default.download.retries, default.download.backoff_s) == (DownloadConfig().retries,
+                                                                      DownloadConfig().backoff_s)
+    given = _config("--search-retries", "5", "--backoff", "0.5", "--retries", "1", "--search-backoff", "7")
+    assert (given.search.retries, given.search.backoff_s) == (5, 7.0)
+    assert (given.download.retries, given.download.backoff_s) == (1, 0.5)
+    assert _config("--search-retr", "4").search.retries == 4  # an abbreviation as argparse reads it
 
 
 def test_a_url_list_edited_in_place_gets_new_chunk_names(tmp_path):

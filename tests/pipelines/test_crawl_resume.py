@@ -25,9 +25,9 @@ def local():
 
 def test_kill_9_midway_then_rerun_gives_the_complete_set_once(local, tmp_path):
     catalog, engine = local
-    # One query per chunk, two chunks per wave and a search rate limit: the crawl takes a few
-    # seconds, and shards appear one wave at a time.
-    argv = crawl_argv(local, tmp_path, "--wave-chunks", "2", "--search-rate", "10", chunk_size=1)
+    # One query per chunk and a search rate limit: the crawl takes a few seconds, and the raw
+    # shards appear one by one once every query has been searched.
+    argv = crawl_argv(local, tmp_path, "--search-rate", "10", chunk_size=1)
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=REPO)
     process = subprocess.Popen([sys.executable, "-m", "pipelines.crawl", *argv], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -51,6 +51,7 @@ def test_kill_9_midway_then_rerun_gives_the_complete_set_once(local, tmp_path):
 
     outcome = crawl.run(argv)
     assert outcome.crawled_chunks == 13 - written_before
+    assert outcome.searched_chunks == 0  # every hit list was written before the first shard
     assert len(contract.list_shards(str(output))) == 13
     assert not [p for p in output.rglob("*") if contract.storage.is_temporary(p.name)]
     rows = read_raw(output).to_pylist()
