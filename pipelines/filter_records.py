@@ -3,13 +3,15 @@ record to write out. No Beam here: the Beam job (pipelines/filter.py) wraps thes
 DoFn, and tests call them directly.
 
 A record is a dict of RAW_SCHEMA columns plus its position in the input, `_shard` and `_row`,
-which decide "the first" occurrence of a duplicate and keep outputs in input order.
+which decide "the first" occurrence of a duplicate and keep outputs in input order. What only the
+whole corpus knows about a row (a repeated URL, its caption's count, repeated image bytes) comes
+in as `RowFacts`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from filters import contract
@@ -77,29 +79,63 @@ def url_identity(record: Mapping[str, Any]) -> str:
     return contract.url_key(record["url"])
 
 
+# The facts about one row that only the whole corpus knows, as the Beam job delivers them to the
+# worker of the row's shard: (row, fact, value) triples, only for rows that have one.
+URL_NOT_FIRST = "url_not_first"  # an earlier successful download has the same URL key
+CAPTION_COUNT = "caption_count"  # value: the corpus count of the row's caption, when over the threshold
+IMAGE_NOT_FIRST = "image_not_first"  # an earlier kept pair has the same image bytes (--dedup-images)
+Fact = tuple[int, str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class RowFacts:
+    """What the corpus says about one row; the defaults are those of a row no other row affects."""
+
+    url_first: bool = True
+    caption_occurrences: int = 1
+    image_first: bool = True
+
+
+class ShardFacts:
+    """The corpus facts of one shard's rows, from its (row, fact, value) triples: the only corpus
+    state a shard's worker holds, so it grows with the shard, never with the corpus."""
+
+    def __init__(self, facts: Iterable[Fact] = ()):
+        self.url_not_first: set[int] = set()
+        self.image_not_first: set[int] = set()
+        self.caption_counts: dict[int, int] = {}
+        for row, fact, value in facts:
+            if fact == URL_NOT_FIRST:
+                self.url_not_first.add(row)
+            elif fact == IMAGE_NOT_FIRST:
+                self.image_not_first.add(row)
+            elif fact == CAPTION_COUNT:
+                self.caption_counts[row] = value
+            else:
+                raise ValueError(f"unknown corpus fact {fact!r} for row {row}")
+
+    def of(self, row: int) -> RowFacts:
+        return RowFacts(url_first=row not in self.url_not_first,
+                        caption_occurrences=self.caption_counts.get(row, 1),
+                        image_first=row not in self.image_not_first)
+
+
 class RecordRules:
     """The paper's rules on raw records, built once per worker.
 
-    `check(record, duplicate_url_winners, caption_counts)` returns (reason, record_out): the clean
-    record (CLEAN_SCHEMA columns) when reason is None, else the reject record (REJECT_SCHEMA
-    columns, no image bytes). Positions `_shard`/`_row` ride along on both.
-    `duplicate_url_winners` maps the URL identity of every duplicated URL to its first position;
-    `caption_counts` holds the corpus count of (at least) every caption over the threshold;
-    `duplicate_image_winners`, when de-duplicating images, maps each duplicated sha256 of a kept
-    pair to its first position.
+    `check(record, facts)` returns (reason, record_out): the clean record (CLEAN_SCHEMA columns)
+    when reason is None, else the reject record (REJECT_SCHEMA columns, no image bytes).
+    Positions `_shard`/`_row` ride along on both. `facts` is what the corpus says about the
+    record's row (RowFacts); the reason is still the first rule of filters.rules.RULES that fails,
+    so a URL duplicate with a frequent caption is `duplicate_url`, as the table orders them.
     """
 
     def __init__(self, config: FilterConfig = FilterConfig()):
         self.config = config
         self.rules = config.rules()
 
-    def check(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
-              caption_counts: Mapping[str, int],
-              duplicate_image_winners: Mapping[str, Position] | None = None) -> tuple[str | None, dict]:
-        pair = self.pair(record, duplicate_url_winners, caption_counts)
-        if duplicate_image_winners is not None:
-            pair.image_first = is_first_image(record, duplicate_image_winners)
-        verdict = self.rules.judge(pair)
+    def check(self, record: Mapping[str, Any], facts: RowFacts = RowFacts()) -> tuple[str | None, dict]:
+        verdict = self.rules.judge(self.pair(record, facts))
         if verdict.reason is None:
             return None, clean_record(record, verdict.caption, self.masked_query(record.get("query")))
         return verdict.reason, reject_record(record, verdict.reason, verdict.caption)
@@ -113,20 +149,11 @@ class RecordRules:
         masked = self.rules.mask(caption)
         return query if masked == caption.text else masked
 
-    def pair(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
-             caption_counts: Mapping[str, int]) -> Pair:
-        caption = self.rules.caption(caption_as_found(record))
-        winner = duplicate_url_winners.get(url_identity(record)) if record.get("url") else None
-        return Pair(caption, status=record.get("status"), image=record.get("image"),
-                    width=record.get("width"), height=record.get("height"),
-                    url_first=winner is None or tuple(winner) == position(record),
-                    caption_occurrences=caption_counts.get(caption.text, 1))
-
-
-def is_first_image(record: Mapping[str, Any], duplicate_image_winners: Mapping[str, Position]) -> bool:
-    """Whether no earlier kept pair has the same image bytes."""
-    winner = duplicate_image_winners.get(record.get("sha256"))
-    return winner is None or tuple(winner) == position(record)
+    def pair(self, record: Mapping[str, Any], facts: RowFacts = RowFacts()) -> Pair:
+        return Pair(self.rules.caption(caption_as_found(record)), status=record.get("status"),
+                    image=record.get("image"), width=record.get("width"), height=record.get("height"),
+                    url_first=facts.url_first, caption_occurrences=facts.caption_occurrences,
+                    image_first=facts.image_first)
 
 
 def clean_record(record: Mapping[str, Any], caption: str, query: str | None = None) -> dict:
