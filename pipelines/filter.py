@@ -6,13 +6,15 @@ stats.json and a word cloud.
 The steps, in the paper's order (docs/design.md):
 
 1. A bytes-free projection of every raw shard (URL key, position, normalised caption of each
-   successful download; Parquet reads only those columns) is grouped by URL: the first position
-   wins, and every later one becomes a fact "not the first with this URL" for its row. The
-   winners (and the successes without a URL, which are never counted) are grouped by caption:
-   a caption seen more than 10 times gives each of its rows a fact "caption count n". The facts
-   are keyed by shard and joined with the pending shards (CoGroupByKey), so each shard's worker
-   receives its own shard's facts and nothing else: no side input, no worker state that grows
-   with the corpus. The records, with their image bytes, never go through a shuffle.
+   successful download; Parquet reads only those columns) is tallied per (URL, shard) by a
+   combiner, then grouped by URL: the first position wins, and each shard the URL occurs in gets
+   a fact "URL u: your row r wins" or "URL u: an earlier shard wins". The winners' captions (and
+   those of successes without a URL, never counted) are tallied per (caption, shard), then
+   grouped by caption: each shard holding a caption seen more than 10 times gets a fact "caption
+   c: count n". A group holds one small tally per shard its key occurs in, never the key's rows.
+   The facts are keyed by shard and joined with the pending shards (CoGroupByKey), so each
+   shard's worker receives its own shard's facts and nothing else: no side input, no worker state
+   that grows with the corpus. The records, with their image bytes, never go through a shuffle.
 2. Each pending raw shard, with its facts, goes to one DoFn (`FilterShard`) that streams its
    records through the rules in order (failed download, duplicate URL, image size and aspect,
    full decode, then the text rules: length, meaningless, frequency, names, sensitive): the facts
@@ -21,7 +23,7 @@ The steps, in the paper's order (docs/design.md):
    as it goes, atomically, rows in input order. A worker holds one batch of image bytes at a time.
 3. Optionally (`--dedup-images`) later copies of identical image bytes among the kept pairs are
    dropped too: the rules run once more for the kept pairs' (sha256, position) (`KeptImages`),
-   grouped by sha256 into "not the first kept copy" facts, joined with the shards the same way.
+   which become "image s: your row r wins" facts the same way, joined with the shards.
 4. A rerun skips shards whose two outputs exist, so a job killed midway resumes without losing or
    doubling a row.
 5. funnel.json and stats.json are computed from the output shards themselves (not from Beam
@@ -56,8 +58,9 @@ from filters.text import TextConfig, is_frequent, normalise_caption
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
 from pipelines.filter_records import (
     CAPTION_COUNT,
-    IMAGE_NOT_FIRST,
-    URL_NOT_FIRST,
+    IMAGE_WINNER,
+    NOT_IN_THIS_SHARD,
+    URL_WINNER,
     Fact,
     FilterConfig,
     Position,
@@ -109,70 +112,114 @@ def read_records(shard: tuple[int, str]) -> Iterator[dict]:
             yield record
 
 
-def by_url(item: tuple[str, Position, str]) -> Iterator[tuple[str, tuple[Position, str]]]:
-    url, pos, caption = item
+class FirstInShard(beam.CombineFn):
+    """Per (key, shard): (occurrences, first row, the value at that row). A combiner, so it is
+    computed next to the projection and holds one small accumulator per key."""
+
+    def create_accumulator(self):
+        return (0, None, None)
+
+    def add_input(self, acc, item):
+        return self.merge_accumulators([acc, (1, *item)])
+
+    def merge_accumulators(self, accumulators):
+        count, first, value = 0, None, None
+        for c, row, v in accumulators:
+            count += c
+            if row is not None and (first is None or row < first):
+                first, value = row, v
+        return (count, first, value)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def url_in_shard(item: tuple[str, Position, str]) -> Iterator[tuple[tuple[str, int], tuple[int, str]]]:
+    url, (shard, row), caption = item
     if url:
-        yield url, (pos, caption)
+        yield (url, shard), (row, caption)
 
 
-def uncounted_caption(item: tuple[str, Position, str]) -> Iterator[tuple[str, tuple[Position, bool]]]:
+def by_first_key(item: tuple[tuple[Any, int], tuple[int, int, Any]]) -> tuple[Any, tuple[int, int, int, Any]]:
+    """((key, shard), (count, first row, value)) -> (key, (shard, count, first row, value))."""
+    (key, shard), (count, row, value) = item
+    return key, (shard, count, row, value)
+
+
+def first_occurrence(in_shards: Iterable[tuple[int, int, int, Any]]) -> tuple[int, int, Any, int]:
+    """A key's per-shard tallies -> (shard, row, value) of its first occurrence, and its count."""
+    total, first = 0, None
+    for shard, count, row, value in in_shards:
+        total += count
+        if first is None or (shard, row) < first[:2]:
+            first = (shard, row, value)
+    return (*first, total)
+
+
+def winner_facts(fact: str, key: Any, in_shards: Iterable, first_shard: int, first_row: int):
+    """(shard, (fact, key, winner row or NOT_IN_THIS_SHARD)) for every shard the key occurs in."""
+    for shard, _, _, _ in in_shards:
+        yield shard, (fact, key, first_row if shard == first_shard else NOT_IN_THIS_SHARD)
+
+
+def url_winners(item: tuple[str, Iterable[tuple[int, int, int, str]]]):
+    """One URL's per-shard tallies of successful downloads -> its first one's caption, counted
+    at that shard (main output), and, when the URL repeats, a URL_WINNER fact for each shard it
+    occurs in (tagged "facts")."""
+    url, in_shards = item
+    first_shard, first_row, caption, total = first_occurrence(in_shards)
+    yield (caption, first_shard), 1
+    if total > 1:
+        for fact in winner_facts(URL_WINNER, url, in_shards, first_shard, first_row):
+            yield beam.pvalue.TaggedOutput("facts", fact)
+
+
+def uncounted_caption(item: tuple[str, Position, str]) -> Iterator[tuple[tuple[str, int], int]]:
     """A success without a URL is never a duplicate and not in the corpus count (docs/design.md),
-    but the frequency rule still applies to its caption."""
-    url, pos, caption = item
+    but the frequency rule still applies to its caption, so its shard must hear the count."""
+    url, (shard, _), caption = item
     if not url:
-        yield caption, (pos, False)
+        yield (caption, shard), 0
 
 
-def first_position(positions: Iterable) -> Position:
-    return min(tuple(p) for p in positions)
-
-
-def url_occurrences(item: tuple[str, Iterable[tuple[Position, str]]]):
-    """One URL's successful downloads -> the first one's caption, counted (main output), and a
-    URL_NOT_FIRST fact for each later one (tagged "facts"). Iterates the group twice and holds
-    none of it, so a URL seen a million times costs no memory."""
-    _, occurrences = item
-    first = first_position(pos for pos, _ in occurrences)
-    for pos, caption in occurrences:
-        pos = tuple(pos)
-        if pos == first:
-            yield caption, (pos, True)
-        else:
-            yield beam.pvalue.TaggedOutput("facts", (pos[0], (pos[1], URL_NOT_FIRST, 0)))
+def by_caption(item: tuple[tuple[str, int], int]) -> tuple[str, tuple[int, int]]:
+    (caption, shard), count = item
+    return caption, (shard, count)
 
 
 @dataclasses.dataclass(frozen=True)
 class FrequentCaptionFacts:
-    """One caption's rows that reach the frequency rule (URL winners, counted, and successes without
-    a URL) -> a CAPTION_COUNT fact for each of them when the count fails rule 3."""
+    """One caption's per-shard counts -> a CAPTION_COUNT fact for each shard it occurs in, when
+    the corpus count fails rule 3."""
 
     config: TextConfig
 
-    def __call__(self, item: tuple[str, Iterable[tuple[Position, bool]]]) -> Iterator[tuple[int, tuple]]:
-        _, rows = item
-        count = sum(1 for _, counted in rows if counted)
-        if is_frequent(count, self.config):
-            for pos, _ in rows:
-                yield pos[0], (pos[1], CAPTION_COUNT, count)
+    def __call__(self, item: tuple[str, Iterable[tuple[int, int]]]) -> Iterator[tuple[int, Fact]]:
+        caption, in_shards = item
+        total = sum(count for _, count in in_shards)
+        if is_frequent(total, self.config):
+            for shard, _ in in_shards:
+                yield shard, (CAPTION_COUNT, caption, total)
 
 
-def later_image_copies(item: tuple[str, Iterable[Position]]) -> Iterator[tuple[int, tuple]]:
-    """One sha256's kept pairs -> an IMAGE_NOT_FIRST fact for every one after the first."""
-    _, positions = item
-    first = first_position(positions)
-    for pos in positions:
-        pos = tuple(pos)
-        if pos != first:
-            yield pos[0], (pos[1], IMAGE_NOT_FIRST, 0)
+def image_winners(item: tuple[Any, Iterable[tuple[int, int, int, None]]]) -> Iterator[tuple[int, Fact]]:
+    """One sha256's per-shard tallies of kept pairs -> when it repeats, an IMAGE_WINNER fact for
+    each shard it occurs in."""
+    sha, in_shards = item
+    first_shard, first_row, _, total = first_occurrence(in_shards)
+    if total > 1:
+        yield from winner_facts(IMAGE_WINNER, sha, in_shards, first_shard, first_row)
 
 
 class CorpusFacts(beam.PTransform):
-    """Raw shards -> (shard index, (row, fact, value)) for every row the corpus says something
-    about: a later copy of a URL, a caption over the frequency threshold.
+    """Raw shards -> (shard index, (fact, key, value)): for each shard, the winner of every
+    repeated URL it holds and the count of every frequent caption it holds.
 
-    Computed from a bytes-free projection (url key, position, caption), grouped by URL, then by
-    caption; the facts are keyed by shard, so that each shard's worker gets its own and no worker
-    holds an index of the corpus."""
+    From a bytes-free projection (URL key, position, caption): combined per (URL, shard), then
+    grouped by URL, whose group holds one small tally per shard the URL occurs in, never its
+    rows; the winners' captions are counted the same way, per (caption, shard) then by caption.
+    The facts are keyed by shard, so each shard's worker gets its own and no worker holds an index
+    of the corpus."""
 
     def __init__(self, config: FilterConfig):
         super().__init__()
@@ -181,15 +228,36 @@ class CorpusFacts(beam.PTransform):
     def expand(self, shards):
         projection = shards | "ReadProjection" >> beam.FlatMap(read_projection)
         per_url = (projection
-                   | "ByUrl" >> beam.FlatMap(by_url)
+                   | "UrlInShard" >> beam.FlatMap(url_in_shard)
+                   | "FirstPerUrlInShard" >> beam.CombinePerKey(FirstInShard())
+                   | "ByUrl" >> beam.Map(by_first_key)
                    | "GroupByUrl" >> beam.GroupByKey()
-                   | "UrlOccurrences" >> beam.FlatMap(url_occurrences).with_outputs("facts", main="winners"))
+                   | "UrlWinners" >> beam.FlatMap(url_winners).with_outputs("facts", main="captions"))
         caption_facts = (
-            (per_url.winners, projection | "UncountedCaptions" >> beam.FlatMap(uncounted_caption))
-            | "CaptionRows" >> beam.Flatten()
+            (per_url.captions, projection | "UncountedCaptions" >> beam.FlatMap(uncounted_caption))
+            | "CaptionsInShards" >> beam.Flatten()
+            | "CountPerCaptionInShard" >> beam.CombinePerKey(sum)
+            | "ByCaption" >> beam.Map(by_caption)
             | "GroupByCaption" >> beam.GroupByKey()
             | "FrequentCaptions" >> beam.FlatMap(FrequentCaptionFacts(self.config.text)))
         return (per_url.facts, caption_facts) | "AllFacts" >> beam.Flatten()
+
+
+class ImageFacts(beam.PTransform):
+    """(sha256, (shard, row)) of the kept pairs -> (shard index, IMAGE_WINNER fact), the same way."""
+
+    def expand(self, kept):
+        return (kept
+                | "ImageInShard" >> beam.Map(image_in_shard)
+                | "FirstPerImageInShard" >> beam.CombinePerKey(FirstInShard())
+                | "ByImage" >> beam.Map(by_first_key)
+                | "GroupByImage" >> beam.GroupByKey()
+                | "ImageWinners" >> beam.FlatMap(image_winners))
+
+
+def image_in_shard(item: tuple[Any, Position]) -> tuple[tuple[Any, int], tuple[int, None]]:
+    sha, (shard, row) = item
+    return (sha, shard), (row, None)
 
 
 def shard_work(item: tuple[int, Mapping[str, Iterable]]) -> Iterator[tuple[int, str, list[Fact]]]:
@@ -250,7 +318,7 @@ class _ShardRules(beam.DoFn):
         """(drop reason or None, record out) for every row of the shard, in order."""
         shard_facts = ShardFacts(facts)
         for record in read_records((index, path)):
-            yield self._rules.check(record, shard_facts.of(record["_row"]))
+            yield self._rules.check(record, shard_facts)
 
 
 class KeptImages(_ShardRules):
@@ -507,8 +575,7 @@ def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: 
         kept_now = work | "KeptImages" >> beam.ParDo(KeptImages(config))
         image_facts = ((kept_now, kept_before)
                        | "AllKeptImages" >> beam.Flatten()
-                       | "GroupByImage" >> beam.GroupByKey()
-                       | "LaterImageCopies" >> beam.FlatMap(later_image_copies))
+                       | "ImageFacts" >> ImageFacts())
         work = todo | "JoinAllFacts" >> JoinFacts((facts, image_facts) | "WithImageFacts" >> beam.Flatten())
     written = work | "FilterShards" >> beam.ParDo(FilterShard(config, output))
     names = [output_name(p) for p in shard_paths]

@@ -4,8 +4,8 @@ DoFn, and tests call them directly.
 
 A record is a dict of RAW_SCHEMA columns plus its position in the input, `_shard` and `_row`,
 which decide "the first" occurrence of a duplicate and keep outputs in input order. What only the
-whole corpus knows about a row (a repeated URL, its caption's count, repeated image bytes) comes
-in as `RowFacts`.
+whole corpus knows (repeated URLs, frequent captions, repeated image bytes) comes in as the
+`ShardFacts` of the record's shard.
 """
 
 from __future__ import annotations
@@ -79,45 +79,49 @@ def url_identity(record: Mapping[str, Any]) -> str:
     return contract.url_key(record["url"])
 
 
-# The facts about one row that only the whole corpus knows, as the Beam job delivers them to the
-# worker of the row's shard: (row, fact, value) triples, only for rows that have one.
-URL_NOT_FIRST = "url_not_first"  # an earlier successful download has the same URL key
-CAPTION_COUNT = "caption_count"  # value: the corpus count of the row's caption, when over the threshold
-IMAGE_NOT_FIRST = "image_not_first"  # an earlier kept pair has the same image bytes (--dedup-images)
-Fact = tuple[int, str, int]
-
-
-@dataclasses.dataclass(frozen=True)
-class RowFacts:
-    """What the corpus says about one row; the defaults are those of a row no other row affects."""
-
-    url_first: bool = True
-    caption_occurrences: int = 1
-    image_first: bool = True
+# What only the whole corpus knows, as the Beam job delivers it to the worker of one shard:
+# (fact, key, value) triples about the keys that occur in that shard, and only those that matter.
+URL_WINNER = "url_winner"  # key: a URL key repeated in the corpus; value: the row of this shard that
+#                            holds its first successful download, or -1 when an earlier shard does
+CAPTION_COUNT = "caption_count"  # key: a normalised caption over the threshold; value: its corpus count
+IMAGE_WINNER = "image_winner"  # key: a sha256 repeated among kept pairs; value: as for URL_WINNER
+NOT_IN_THIS_SHARD = -1
+Fact = tuple[str, Any, int]
 
 
 class ShardFacts:
-    """The corpus facts of one shard's rows, from its (row, fact, value) triples: the only corpus
-    state a shard's worker holds, so it grows with the shard, never with the corpus."""
+    """The corpus facts of one shard, from its (fact, key, value) triples: the only corpus state a
+    shard's worker holds. Each holds at most one entry per distinct URL, caption or image of the
+    shard, so it grows with the shard, never with the corpus."""
 
     def __init__(self, facts: Iterable[Fact] = ()):
-        self.url_not_first: set[int] = set()
-        self.image_not_first: set[int] = set()
-        self.caption_counts: dict[int, int] = {}
-        for row, fact, value in facts:
-            if fact == URL_NOT_FIRST:
-                self.url_not_first.add(row)
-            elif fact == IMAGE_NOT_FIRST:
-                self.image_not_first.add(row)
-            elif fact == CAPTION_COUNT:
-                self.caption_counts[row] = value
-            else:
-                raise ValueError(f"unknown corpus fact {fact!r} for row {row}")
+        self.url_winners: dict[str, int] = {}
+        self.caption_counts: dict[str, int] = {}
+        self.image_winners: dict[Any, int] = {}
+        tables = {URL_WINNER: self.url_winners, CAPTION_COUNT: self.caption_counts, IMAGE_WINNER: self.image_winners}
+        for fact, key, value in facts:
+            if fact not in tables:
+                raise ValueError(f"unknown corpus fact {fact!r} for {key!r}")
+            tables[fact][key] = value
 
-    def of(self, row: int) -> RowFacts:
-        return RowFacts(url_first=row not in self.url_not_first,
-                        caption_occurrences=self.caption_counts.get(row, 1),
-                        image_first=row not in self.image_not_first)
+    def url_first(self, record: Mapping[str, Any]) -> bool:
+        """No earlier successful download of the corpus has the record's URL."""
+        if not record.get("url"):
+            return True
+        winner = self.url_winners.get(url_identity(record))
+        return winner is None or winner == record["_row"]
+
+    def caption_occurrences(self, caption: str) -> int:
+        """The corpus count of a normalised caption, when it fails the frequency rule; else 1."""
+        return self.caption_counts.get(caption, 1)
+
+    def image_first(self, record: Mapping[str, Any]) -> bool:
+        """No earlier kept pair has the record's image bytes."""
+        winner = self.image_winners.get(record.get("sha256"))
+        return winner is None or winner == record["_row"]
+
+
+NO_FACTS = ShardFacts()
 
 
 class RecordRules:
@@ -125,16 +129,17 @@ class RecordRules:
 
     `check(record, facts)` returns (reason, record_out): the clean record (CLEAN_SCHEMA columns)
     when reason is None, else the reject record (REJECT_SCHEMA columns, no image bytes).
-    Positions `_shard`/`_row` ride along on both. `facts` is what the corpus says about the
-    record's row (RowFacts); the reason is still the first rule of filters.rules.RULES that fails,
-    so a URL duplicate with a frequent caption is `duplicate_url`, as the table orders them.
+    Positions `_shard`/`_row` ride along on both. `facts` are the corpus facts of the record's
+    shard (ShardFacts); they answer the rules' corpus questions, and the reason is still the first
+    rule of filters.rules.RULES that fails, so a URL duplicate with a frequent caption is
+    `duplicate_url`, as the table orders them.
     """
 
     def __init__(self, config: FilterConfig = FilterConfig()):
         self.config = config
         self.rules = config.rules()
 
-    def check(self, record: Mapping[str, Any], facts: RowFacts = RowFacts()) -> tuple[str | None, dict]:
+    def check(self, record: Mapping[str, Any], facts: ShardFacts = NO_FACTS) -> tuple[str | None, dict]:
         verdict = self.rules.judge(self.pair(record, facts))
         if verdict.reason is None:
             return None, clean_record(record, verdict.caption, self.masked_query(record.get("query")))
@@ -149,11 +154,13 @@ class RecordRules:
         masked = self.rules.mask(caption)
         return query if masked == caption.text else masked
 
-    def pair(self, record: Mapping[str, Any], facts: RowFacts = RowFacts()) -> Pair:
-        return Pair(self.rules.caption(caption_as_found(record)), status=record.get("status"),
-                    image=record.get("image"), width=record.get("width"), height=record.get("height"),
-                    url_first=facts.url_first, caption_occurrences=facts.caption_occurrences,
-                    image_first=facts.image_first)
+    def pair(self, record: Mapping[str, Any], facts: ShardFacts = NO_FACTS) -> Pair:
+        caption = self.rules.caption(caption_as_found(record))
+        return Pair(caption, status=record.get("status"), image=record.get("image"),
+                    width=record.get("width"), height=record.get("height"),
+                    url_first=facts.url_first(record),
+                    caption_occurrences=facts.caption_occurrences(caption.text),
+                    image_first=facts.image_first(record))
 
 
 def clean_record(record: Mapping[str, Any], caption: str, query: str | None = None) -> dict:

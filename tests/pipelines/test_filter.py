@@ -25,10 +25,11 @@ from pipelines import synthetic
 from pipelines.beam_options import pipeline_options
 from pipelines.filter_records import (
     CAPTION_COUNT,
-    URL_NOT_FIRST,
+    NOT_IN_THIS_SHARD,
+    URL_WINNER,
     FilterConfig,
     RecordRules,
-    RowFacts,
+    ShardFacts,
     caption_as_found,
 )
 from pipelines.stats import find_cjk_font
@@ -96,14 +97,13 @@ def test_filter_shard_outputs_and_counters(tmp_path):
     pairs = _pairs(160, seed=4)
     raw = str(tmp_path / "raw" / contract.shard_name(0))
     contract.write_shard(raw, [p.to_raw_record() for p in pairs], contract.RAW_SCHEMA)
-    first_by_url = {}
-    facts = []
+    first_by_url, occurrences = {}, collections.Counter()
     for p in pairs:
         if p.status == contract.DownloadStatus.SUCCESS:
-            if first_by_url.setdefault(contract.url_key(p.url), p.index) != p.index:
-                facts.append((p.index, URL_NOT_FIRST, 0))
-            if p.caption == synthetic.FREQUENT_CAPTION:
-                facts.append((p.index, CAPTION_COUNT, synthetic.FREQUENT_TIMES))
+            first_by_url.setdefault(contract.url_key(p.url), p.index)
+            occurrences[contract.url_key(p.url)] += 1
+    facts = [(URL_WINNER, url, row) for url, row in first_by_url.items() if occurrences[url] > 1]
+    facts.append((CAPTION_COUNT, synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES))
     expected = _expected(pairs, dedup_images=False)
     output = str(tmp_path / "out")
     names = [contract.shard_name(0)]
@@ -489,9 +489,9 @@ def test_outputs_are_those_of_the_side_input_design(corpus_dir, tmp_path, dedup_
     assert _content_digest(output) == PINNED_DIGESTS[dedup_images]
 
 
-def _reasons_read_plainly(records, config):
+def _reasons_read_plainly(records, config, rows_per_shard=100):
     """rank -> drop reason, from docs/design.md's corpus rules computed in memory over the whole
-    corpus (rows in corpus order), then the record rules with those facts."""
+    corpus (rows in corpus order), handed to the record rules as each row's shard's facts."""
     def counted(record):
         return record["status"] == contract.DownloadStatus.SUCCESS and record["url"]
 
@@ -503,12 +503,16 @@ def _reasons_read_plainly(records, config):
     counts = collections.Counter(normalise_caption(caption_as_found(r)) for r in winners)
     rules = RecordRules(config)
     reasons = {}
-    for shard_row, record in enumerate(records):
-        count = counts[normalise_caption(caption_as_found(record))]
-        first = first_by_url.get(contract.url_key(record["url"]), record["rank"]) if record["url"] else record["rank"]
-        facts = RowFacts(url_first=first == record["rank"],
-                         caption_occurrences=count if is_frequent(count, config.text) else 1)
-        reasons[record["rank"]] = rules.check({**record, "_shard": 0, "_row": shard_row}, facts)[0]
+    for record in records:
+        shard, row = divmod(record["rank"], rows_per_shard)
+        caption = normalise_caption(caption_as_found(record))
+        facts = [(CAPTION_COUNT, caption, counts[caption])] if is_frequent(counts[caption], config.text) else []
+        first = first_by_url.get(contract.url_key(record["url"])) if record["url"] else None
+        if first is not None:
+            first_shard, first_row = divmod(first, rows_per_shard)
+            facts.append((URL_WINNER, contract.url_key(record["url"]),
+                          first_row if first_shard == shard else NOT_IN_THIS_SHARD))
+        reasons[record["rank"]] = rules.check({**record, "_shard": shard, "_row": row}, ShardFacts(facts))[0]
     return reasons
 
 

@@ -1,18 +1,20 @@
-"""Record-level rules with the corpus facts of a row: the facts answer the rules' corpus questions,
-and the reason is still the first rule of the table that fails."""
+"""Record-level rules with the corpus facts of a shard: the facts answer the rules' corpus
+questions, and the reason is still the first rule of the table that fails."""
 
 from __future__ import annotations
 
 import pytest
 
+from filters import contract
+from filters.text import normalise_caption
 from pipelines import synthetic
 from pipelines.filter_records import (
     CAPTION_COUNT,
-    IMAGE_NOT_FIRST,
-    URL_NOT_FIRST,
+    IMAGE_WINNER,
+    NOT_IN_THIS_SHARD,
+    URL_WINNER,
     FilterConfig,
     RecordRules,
-    RowFacts,
     ShardFacts,
 )
 
@@ -24,36 +26,59 @@ def good_record():
     return {**pair.to_raw_record(), "_shard": 3, "_row": 7}
 
 
-def test_shard_facts_give_each_row_its_own_and_defaults_to_the_rest():
-    facts = ShardFacts([(2, URL_NOT_FIRST, 0), (5, CAPTION_COUNT, 14), (5, IMAGE_NOT_FIRST, 0), (9, CAPTION_COUNT, 11)])
-    assert facts.of(2) == RowFacts(url_first=False)
-    assert facts.of(5) == RowFacts(caption_occurrences=14, image_first=False)
-    assert facts.of(9) == RowFacts(caption_occurrences=11)
-    assert facts.of(0) == RowFacts() == RowFacts(url_first=True, caption_occurrences=1, image_first=True)
+def _facts(record, url_winner=None, caption_count=None, image_winner=None):
+    facts = []
+    if url_winner is not None:
+        facts.append((URL_WINNER, contract.url_key(record["url"]), url_winner))
+    if caption_count is not None:
+        facts.append((CAPTION_COUNT, normalise_caption(record["caption_raw"]), caption_count))
+    if image_winner is not None:
+        facts.append((IMAGE_WINNER, record["sha256"], image_winner))
+    return ShardFacts(facts)
+
+
+def test_the_winning_row_is_first_and_every_other_row_is_not(good_record):
+    facts = _facts(good_record, url_winner=7, image_winner=7)
+    assert facts.url_first(good_record) and facts.image_first(good_record)
+    later = {**good_record, "_row": 8}
+    assert not facts.url_first(later) and not facts.image_first(later)
+    elsewhere = _facts(good_record, url_winner=NOT_IN_THIS_SHARD, image_winner=NOT_IN_THIS_SHARD)
+    assert not elsewhere.url_first(good_record) and not elsewhere.image_first(good_record)
+    other_url = {**good_record, "url": "https://other.example/x.jpg", "sha256": "f" * 64}
+    assert elsewhere.url_first(other_url) and elsewhere.image_first(other_url)  # no fact: first
+    assert elsewhere.url_first({**good_record, "url": ""})  # no URL is never a duplicate
+
+
+def test_caption_counts_apply_to_the_normalised_caption_only():
+    facts = ShardFacts([(CAPTION_COUNT, "查看源网页", 40)])
+    assert facts.caption_occurrences("查看源网页") == 40
+    assert facts.caption_occurrences("展开全文") == 1
 
 
 def test_an_unknown_fact_is_a_loud_error():
-    with pytest.raises(ValueError, match="'duplicate_key' for row 4"):
-        ShardFacts([(4, "duplicate_key", 0)])
+    with pytest.raises(ValueError, match="'duplicate_key' for 'u'"):
+        ShardFacts([("duplicate_key", "u", 0)])
 
 
 @pytest.mark.parametrize("facts, dedup_images, reason", [
-    (RowFacts(), False, None),
-    (RowFacts(url_first=False), False, "duplicate_url"),
-    (RowFacts(caption_occurrences=10), False, None),              # 10 kept
-    (RowFacts(caption_occurrences=11), False, "frequent_caption"),  # 11 dropped
-    (RowFacts(url_first=False, caption_occurrences=50), False, "duplicate_url"),  # the table's order
-    (RowFacts(image_first=False), False, None),                   # only with --dedup-images
-    (RowFacts(image_first=False), True, "duplicate_image"),
-    (RowFacts(caption_occurrences=11, image_first=False), True, "frequent_caption"),
+    ({}, False, None),
+    ({"url_winner": NOT_IN_THIS_SHARD}, False, "duplicate_url"),
+    ({"url_winner": 7}, False, None),
+    ({"caption_count": 10}, False, None),                  # 10 kept
+    ({"caption_count": 11}, False, "frequent_caption"),    # 11 dropped
+    ({"url_winner": 2, "caption_count": 50}, False, "duplicate_url"),  # the table's order
+    ({"image_winner": 2}, False, None),                    # only with --dedup-images
+    ({"image_winner": 2}, True, "duplicate_image"),
+    ({"image_winner": 7}, True, None),
+    ({"caption_count": 11, "image_winner": 2}, True, "frequent_caption"),
 ])
 def test_facts_decide_through_the_rule_table(good_record, facts, dedup_images, reason):
     rules = RecordRules(FilterConfig(dedup_images=dedup_images))
-    assert rules.check(good_record, facts)[0] == reason
+    assert rules.check(good_record, _facts(good_record, **facts))[0] == reason
 
 
 def test_rules_before_the_facts_still_come_first(good_record):
     failed = {**good_record, "status": "http_error", "image": None}
-    assert RecordRules().check(failed, RowFacts(url_first=False))[0] == "download_failed"
+    assert RecordRules().check(failed, _facts(failed, url_winner=NOT_IN_THIS_SHARD))[0] == "download_failed"
     small = {**good_record, "width": 200}
-    assert RecordRules().check(small, RowFacts(caption_occurrences=99))[0] == "image_too_small"
+    assert RecordRules().check(small, _facts(small, caption_count=99))[0] == "image_too_small"
