@@ -6,10 +6,10 @@ stats.json and a word cloud.
 The steps, in the paper's order (docs/design.md):
 
 1. A bytes-free projection of every raw shard (URL key, position, normalised caption of each
-   successful download; Parquet reads only those columns) is tallied per (URL, shard) by a
-   combiner, then grouped by URL: the first position wins, and each shard the URL occurs in gets
+   successful download; Parquet reads only those columns) is tallied in the shard, one tally per
+   URL, then grouped by URL: the first position wins, and each shard the URL occurs in gets
    a fact "URL u: your row r wins" or "URL u: an earlier shard wins". The winners' captions (and
-   those of successes without a URL, never counted) are tallied per (caption, shard), then
+   those of successes without a URL, never counted) are counted per (caption, shard), then
    grouped by caption: each shard holding a caption seen more than 10 times gets a fact "caption
    c: count n". A group holds one small tally per shard its key occurs in, never the key's rows.
    The facts are keyed by shard and joined with the pending shards (CoGroupByKey), so each
@@ -22,8 +22,8 @@ The steps, in the paper's order (docs/design.md):
    counts a Beam counter per drop reason and writes `rejects/part-NNNNN` and `clean/part-NNNNN`
    as it goes, atomically, rows in input order. A worker holds one batch of image bytes at a time.
 3. Optionally (`--dedup-images`) later copies of identical image bytes among the kept pairs are
-   dropped too: the rules run once more for the kept pairs' (sha256, position) (`KeptImages`),
-   which become "image s: your row r wins" facts the same way, joined with the shards.
+   dropped too: the rules run once more for the kept pairs' sha256, tallied per shard
+   (`KeptImages`), which become "image s: your row r wins" facts the same way.
 4. A rerun skips shards whose two outputs exist, so a job killed midway resumes without losing or
    doubling a row.
 5. funnel.json and stats.json are computed from the output shards themselves (not from Beam
@@ -63,11 +63,9 @@ from pipelines.filter_records import (
     URL_WINNER,
     Fact,
     FilterConfig,
-    Position,
     RecordRules,
     ShardFacts,
     caption_as_found,
-    position,
     strip_position,
     url_identity,
 )
@@ -87,18 +85,30 @@ class FilterInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def read_projection(shard: tuple[int, str]) -> Iterator[tuple[str, Position, str]]:
-    """(URL key or "", position, normalised caption) for each successful download of a raw shard,
-    read without the image column."""
+def shard_tallies(shard: tuple[int, str]):
+    """A raw shard's successful downloads, read without the image column, tallied in the shard:
+    (URL key, (shard, occurrences, first row, that row's normalised caption)) for each URL (main
+    output), and ((caption, shard), 0) for each caption of a success without a URL (tagged
+    "uncounted"). The tallies hold one entry per distinct key of the shard."""
     index, path = shard
+    urls: dict[str, list] = {}
+    uncounted: set[str] = set()
     row = 0
     for batch in contract.iter_shard_batches(path, contract.RAW_SCHEMA, columns=_PROJECTION_COLUMNS,
                                            batch_size=4096):
         for record in batch.to_pylist():
             if record["status"] == contract.DownloadStatus.SUCCESS:
-                url = url_identity(record) if record["url"] else ""
-                yield url, (index, row), normalise_caption(caption_as_found(record))
+                caption = normalise_caption(caption_as_found(record))
+                if record["url"]:
+                    tally = urls.setdefault(url_identity(record), [0, row, caption])
+                    tally[0] += 1
+                else:
+                    uncounted.add(caption)
             row += 1
+    for url, (count, first, caption) in urls.items():
+        yield url, (index, count, first, caption)
+    for caption in uncounted:
+        yield beam.pvalue.TaggedOutput("uncounted", ((caption, index), 0))
 
 
 def read_records(shard: tuple[int, str]) -> Iterator[dict]:
@@ -110,40 +120,6 @@ def read_records(shard: tuple[int, str]) -> Iterator[dict]:
             record["_shard"], record["_row"] = index, row
             row += 1
             yield record
-
-
-class FirstInShard(beam.CombineFn):
-    """Per (key, shard): (occurrences, first row, the value at that row). A combiner, so it is
-    computed next to the projection and holds one small accumulator per key."""
-
-    def create_accumulator(self):
-        return (0, None, None)
-
-    def add_input(self, acc, item):
-        return self.merge_accumulators([acc, (1, *item)])
-
-    def merge_accumulators(self, accumulators):
-        count, first, value = 0, None, None
-        for c, row, v in accumulators:
-            count += c
-            if row is not None and (first is None or row < first):
-                first, value = row, v
-        return (count, first, value)
-
-    def extract_output(self, acc):
-        return acc
-
-
-def url_in_shard(item: tuple[str, Position, str]) -> Iterator[tuple[tuple[str, int], tuple[int, str]]]:
-    url, (shard, row), caption = item
-    if url:
-        yield (url, shard), (row, caption)
-
-
-def by_first_key(item: tuple[tuple[Any, int], tuple[int, int, Any]]) -> tuple[Any, tuple[int, int, int, Any]]:
-    """((key, shard), (count, first row, value)) -> (key, (shard, count, first row, value))."""
-    (key, shard), (count, row, value) = item
-    return key, (shard, count, row, value)
 
 
 def first_occurrence(in_shards: Iterable[tuple[int, int, int, Any]]) -> tuple[int, int, Any, int]:
@@ -163,9 +139,9 @@ def winner_facts(fact: str, key: Any, in_shards: Iterable, first_shard: int, fir
 
 
 def url_winners(item: tuple[str, Iterable[tuple[int, int, int, str]]]):
-    """One URL's per-shard tallies of successful downloads -> its first one's caption, counted
-    at that shard (main output), and, when the URL repeats, a URL_WINNER fact for each shard it
-    occurs in (tagged "facts")."""
+    """One URL's per-shard tallies of successful downloads -> ((its first one's caption, that
+    shard), 1), to be counted (main output), and, when the URL repeats, a URL_WINNER fact for each
+    shard it occurs in (tagged "facts")."""
     url, in_shards = item
     first_shard, first_row, caption, total = first_occurrence(in_shards)
     yield (caption, first_shard), 1
@@ -174,17 +150,10 @@ def url_winners(item: tuple[str, Iterable[tuple[int, int, int, str]]]):
             yield beam.pvalue.TaggedOutput("facts", fact)
 
 
-def uncounted_caption(item: tuple[str, Position, str]) -> Iterator[tuple[tuple[str, int], int]]:
-    """A success without a URL is never a duplicate and not in the corpus count (docs/design.md),
-    but the frequency rule still applies to its caption, so its shard must hear the count."""
-    url, (shard, _), caption = item
-    if not url:
-        yield (caption, shard), 0
-
-
-def by_caption(item: tuple[tuple[str, int], int]) -> tuple[str, tuple[int, int]]:
-    (caption, shard), count = item
-    return caption, (shard, count)
+def count_in_shard(item: tuple[tuple[str, int], Iterable[int]]) -> tuple[str, tuple[int, int]]:
+    """((caption, shard), its 1s and 0s) -> (caption, (shard, how many are counted))."""
+    (caption, shard), counted = item
+    return caption, (shard, sum(counted))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,49 +184,51 @@ class CorpusFacts(beam.PTransform):
     """Raw shards -> (shard index, (fact, key, value)): for each shard, the winner of every
     repeated URL it holds and the count of every frequent caption it holds.
 
-    From a bytes-free projection (URL key, position, caption): combined per (URL, shard), then
-    grouped by URL, whose group holds one small tally per shard the URL occurs in, never its
-    rows; the winners' captions are counted the same way, per (caption, shard) then by caption.
-    The facts are keyed by shard, so each shard's worker gets its own and no worker holds an index
-    of the corpus."""
+    Each shard's bytes-free projection is tallied in the shard (one entry per URL); grouped by
+    URL, a group holds one tally per shard the URL occurs in, never its rows. The winners'
+    captions are grouped per (caption, shard), counted, then grouped by caption, the same way.
+    GroupByKey, not CombinePerKey: a combiner's pre-aggregation table in the worker grows with
+    the keys of a bundle (to 100,000 keys, or 1,000,000 for `sum`), and the runners' bundles grow
+    with the corpus. The facts are keyed by shard, so each shard's worker gets its own and no
+    worker holds an index of the corpus."""
 
     def __init__(self, config: FilterConfig):
         super().__init__()
         self.config = config
 
     def expand(self, shards):
-        projection = shards | "ReadProjection" >> beam.FlatMap(read_projection)
-        per_url = (projection
-                   | "UrlInShard" >> beam.FlatMap(url_in_shard)
-                   | "FirstPerUrlInShard" >> beam.CombinePerKey(FirstInShard())
-                   | "ByUrl" >> beam.Map(by_first_key)
+        tallies = shards | "ShardTallies" >> beam.FlatMap(shard_tallies).with_outputs("uncounted", main="urls")
+        per_url = (tallies.urls
                    | "GroupByUrl" >> beam.GroupByKey()
                    | "UrlWinners" >> beam.FlatMap(url_winners).with_outputs("facts", main="captions"))
         caption_facts = (
-            (per_url.captions, projection | "UncountedCaptions" >> beam.FlatMap(uncounted_caption))
+            (per_url.captions, tallies.uncounted)
             | "CaptionsInShards" >> beam.Flatten()
-            | "CountPerCaptionInShard" >> beam.CombinePerKey(sum)
-            | "ByCaption" >> beam.Map(by_caption)
+            | "GroupByCaptionInShard" >> beam.GroupByKey()
+            | "CountInShard" >> beam.Map(count_in_shard)
             | "GroupByCaption" >> beam.GroupByKey()
             | "FrequentCaptions" >> beam.FlatMap(FrequentCaptionFacts(self.config.text)))
         return (per_url.facts, caption_facts) | "AllFacts" >> beam.Flatten()
 
 
 class ImageFacts(beam.PTransform):
-    """(sha256, (shard, row)) of the kept pairs -> (shard index, IMAGE_WINNER fact), the same way."""
+    """(sha256, (shard, count, first row, None)) tallies of kept pairs, one per image and shard ->
+    (shard index, IMAGE_WINNER fact), the same way."""
 
-    def expand(self, kept):
-        return (kept
-                | "ImageInShard" >> beam.Map(image_in_shard)
-                | "FirstPerImageInShard" >> beam.CombinePerKey(FirstInShard())
-                | "ByImage" >> beam.Map(by_first_key)
+    def expand(self, tallies):
+        return (tallies
                 | "GroupByImage" >> beam.GroupByKey()
                 | "ImageWinners" >> beam.FlatMap(image_winners))
 
 
-def image_in_shard(item: tuple[Any, Position]) -> tuple[tuple[Any, int], tuple[int, None]]:
-    sha, (shard, row) = item
-    return (sha, shard), (row, None)
+def tally_images(shas: Iterable[tuple[Any, int]], index: int) -> Iterator[tuple[Any, tuple[int, int, int, None]]]:
+    """(sha256, row) of one shard's kept pairs -> (sha256, (shard, count, first row, None))."""
+    tallies: dict[Any, list[int]] = {}
+    for sha, row in shas:
+        tally = tallies.setdefault(sha, [0, row])
+        tally[0] += 1
+    for sha, (count, first) in tallies.items():
+        yield sha, (index, count, first, None)
 
 
 def shard_work(item: tuple[int, Mapping[str, Iterable]]) -> Iterator[tuple[int, str, list[Fact]]]:
@@ -286,16 +257,14 @@ class JoinFacts(beam.PTransform):
 # --------------------------------------------------------------------------------------------
 
 
-def finished_kept_images(shard: tuple[int, str]) -> Iterator[tuple[str, Position]]:
-    """(sha256, (shard, row)) of the pairs a shard finished in an earlier run kept, read from its
-    clean shard's sha256 column alone (no image bytes). The row is the clean shard's: a finished
-    shard holds one copy of an image at most, so only the shard's place in the corpus order
-    matters when its copy meets one of a pending shard."""
+def finished_kept_images(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[int, int, int, None]]]:
+    """The image tallies of the pairs a shard finished in an earlier run kept, read from its clean
+    shard's sha256 column alone (no image bytes). The row is the clean shard's: a finished shard
+    holds one copy of an image at most, so only the shard's place in the corpus order matters when
+    its copy meets one of a pending shard."""
     index, clean_path = shard
-    for row, sha in enumerate(contract.read_shard(clean_path, contract.CLEAN_SCHEMA, columns=["sha256"])
-                              .column("sha256").to_pylist()):
-        if sha:
-            yield sha, (index, row)
+    shas = contract.read_shard(clean_path, contract.CLEAN_SCHEMA, columns=["sha256"]).column("sha256").to_pylist()
+    yield from tally_images(((sha, row) for row, sha in enumerate(shas) if sha), index)
 
 
 class _ShardRules(beam.DoFn):
@@ -322,13 +291,13 @@ class _ShardRules(beam.DoFn):
 
 
 class KeptImages(_ShardRules):
-    """(sha256, position) of every pair the paper's rules keep: the bytes-free input of the
-    optional exact image de-duplication, which applies among kept pairs."""
+    """The image tallies (sha256, (shard, count, first row, None)) of the pairs the paper's rules
+    keep in one shard: the bytes-free input of the optional exact image de-duplication, which
+    applies among kept pairs."""
 
     def process(self, work):
-        for reason, out in self.verdicts(*work):
-            if reason is None:
-                yield out["sha256"], position(out)
+        kept = ((out["sha256"], out["_row"]) for reason, out in self.verdicts(*work) if reason is None)
+        yield from tally_images(kept, work[0])
 
 
 class FilterShard(_ShardRules):
@@ -563,7 +532,7 @@ def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: 
     work = todo | "JoinFacts" >> JoinFacts(facts)
     if config.dedup_images:
         # Exact image de-duplication applies among kept pairs, so the paper's rules run once over
-        # the pending shards for a bytes-free (sha256, position) projection, then again below.
+        # the pending shards for a bytes-free tally of the kept images, then again below.
         # A shard done in an earlier run keeps its verdicts, and its kept images still count:
         # they come from its clean shard's sha256 column, so that a copy in a pending shard after
         # it is dropped exactly as in an uninterrupted run.
