@@ -726,7 +726,7 @@ PLANTED = {
         lambda: make_variable_table_problems(_table(VARIABLE_TABLE + "| `CRAWL_OUT` | `runs/elsewhere` | |\n"),
                                              MAKEFILE.read_text(encoding="utf-8"))),
     "Make-variable table that misses a variable": (
-        "add ['CACHE_ARGS'",
+        "'CACHE_ARGS', 'CACHE_OUTPUT'",
         lambda: make_variable_table_problems(_table(VARIABLE_TABLE + "| `CRAWL_OUT` | `runs/crawl/raw` | |\n"),
                                              MAKEFILE.read_text(encoding="utf-8"))),
     "table documented twice": (
