@@ -187,9 +187,9 @@ class CorpusFacts(beam.PTransform):
     Each shard's bytes-free projection is tallied in the shard (one entry per URL); grouped by
     URL, a group holds one tally per shard the URL occurs in, never its rows. The winners'
     captions are grouped per (caption, shard), counted, then grouped by caption, the same way.
-    GroupByKey, not CombinePerKey: a combiner's pre-aggregation table in the worker grows with
-    the keys of a bundle (to 100,000 keys, or 1,000,000 for `sum`), and the runners' bundles grow
-    with the corpus. The facts are keyed by shard, so each shard's worker gets its own and no
+    GroupByKey, not CombinePerKey: a combiner's pre-aggregation table in the worker holds up to
+    100,000 keys of a bundle (1,000,000 for `sum`), and the in-process runner's bundles grow with
+    the corpus. The facts are keyed by shard, so each shard's worker gets its own and no
     worker holds an index of the corpus."""
 
     def __init__(self, config: FilterConfig):
