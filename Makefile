@@ -67,7 +67,10 @@ bench-crawl-scale: ## cost per chunk as finished chunks grow, one job per phase 
 FILTER_INPUT ?= $(CRAWL_OUT)
 FILTER_OUTPUT ?= runs/filter
 FILTER_ARGS ?=
-.PHONY: filter filter-synthetic bench-text-filters
+# Small corpora by default (a few minutes on two cores); issue 12's sizes are
+# BENCH_FILTER_ARGS="--rows 50000 --rows 400000 --rows 1600000" (docs/benchmarks.md#filter-at-scale).
+BENCH_FILTER_ARGS ?= --rows 10000 --rows 40000 --rows-per-shard 2000 --direct_num_workers=2 --direct_running_mode=multi_processing
+.PHONY: filter filter-synthetic bench-text-filters bench-filter-scale
 
 filter: ## filter raw shards FILTER_INPUT (runs/crawl/raw) into FILTER_OUTPUT (runs/filter): clean/, rejects/, funnel.json, stats.json, wordcloud.png
 	$(PY) -m pipelines.filter --input $(FILTER_INPUT) --output $(FILTER_OUTPUT) $(FILTER_ARGS)
@@ -77,6 +80,10 @@ filter-synthetic: synthetic ## filter the synthetic shards of `make synthetic` i
 
 bench-text-filters: ## speed and agreement of the text filter chain, rjieba vs plain jieba (benchmarks/text_filters.py)
 	$(PY) -m benchmarks.text_filters
+
+bench-filter-scale: ## filter time per row, peak memory of the driver and each worker, as the corpus grows (benchmarks/filter_scale.py)
+	@mkdir -p runs/bench
+	$(PY) -m benchmarks.filter_scale $(BENCH_FILTER_ARGS) --json runs/bench/filter_scale.json
 
 # --- train targets ---
 # DATA: clean shards; TRAIN_OUTPUT: the run directory.

@@ -5,18 +5,25 @@ stats.json and a word cloud.
 
 The steps, in the paper's order (docs/design.md):
 
-1. A bytes-free projection of every raw shard (url, position, caption; Parquet reads only those
-   columns) gives, per URL, its first position among the successful downloads and, from those
-   winners, the corpus count of every normalised caption (a combiner). The duplicated URLs'
-   winners and the few captions seen more than 10 times become side inputs: the records, with
-   their image bytes, never go through a shuffle keyed by URL or caption, and stay spread.
-2. Each pending raw shard goes to one DoFn (`FilterShard`) that streams its records through the
-   rules in order (failed download, duplicate URL, image size and aspect, full decode, then the
-   text rules: length, meaningless, frequency, names, sensitive), counts a Beam counter per drop
-   reason, and writes `rejects/part-NNNNN` and `clean/part-NNNNN` as it goes, atomically, rows in
-   input order. Image bytes are never shuffled and a worker holds one batch of them at a time.
+1. A bytes-free projection of every raw shard (URL key, position, normalised caption of each
+   successful download; Parquet reads only those columns) is tallied in the shard, one tally per
+   URL, then grouped by URL: the first position wins, and each shard the URL occurs in gets
+   a fact "URL u: your row r wins" or "URL u: an earlier shard wins". The winners' captions (and
+   those of successes without a URL, never counted) are counted per (caption, shard), then
+   grouped by caption: each shard holding a caption seen more than 10 times gets a fact "caption
+   c: count n". A group holds one small tally per shard its key occurs in, never the key's rows.
+   The facts are keyed by shard and joined with the pending shards (CoGroupByKey), so each
+   shard's worker receives its own shard's facts and nothing else: no side input, no worker state
+   that grows with the corpus. The records, with their image bytes, never go through a shuffle.
+2. Each pending raw shard, with its facts, goes to one DoFn (`FilterShard`) that streams its
+   records through the rules in order (failed download, duplicate URL, image size and aspect,
+   full decode, then the text rules: length, meaningless, frequency, names, sensitive): the facts
+   only answer the rules' corpus questions, the reason is still the first rule that fails. It
+   counts a Beam counter per drop reason and writes `rejects/part-NNNNN` and `clean/part-NNNNN`
+   as it goes, atomically, rows in input order. A worker holds one batch of image bytes at a time.
 3. Optionally (`--dedup-images`) later copies of identical image bytes among the kept pairs are
-   dropped too; their winners come from another bytes-free projection (`KeptImages`).
+   dropped too: the rules run once more for the kept pairs' sha256, tallied per shard
+   (`KeptImages`), which become "image s: your row r wins" facts the same way.
 4. A rerun skips shards whose two outputs exist, so a job killed midway resumes without losing or
    doubling a row.
 5. funnel.json and stats.json are computed from the output shards themselves (not from Beam
@@ -41,7 +48,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import AsDict, AsSingleton
+from apache_beam.pvalue import AsSingleton
 
 from filters import contract
 from filters.contract import CLEAN_DIR, FUNNEL_FILE, REJECT_DIR, STATS_FILE, WORD_CLOUD_FILE
@@ -50,11 +57,15 @@ from filters.image import ImageConfig
 from filters.text import TextConfig, is_frequent, normalise_caption
 from pipelines.beam_options import RUNNER_HELP, pipeline_options
 from pipelines.filter_records import (
+    CAPTION_COUNT,
+    IMAGE_WINNER,
+    NOT_IN_THIS_SHARD,
+    URL_WINNER,
+    Fact,
     FilterConfig,
-    Position,
     RecordRules,
+    ShardFacts,
     caption_as_found,
-    position,
     strip_position,
     url_identity,
 )
@@ -74,17 +85,30 @@ class FilterInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def read_projection(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[Position, str]]]:
-    """(url, (position, normalised caption)) for each successful download of a raw shard, read
-    without the image column."""
+def shard_tallies(shard: tuple[int, str]):
+    """A raw shard's successful downloads, read without the image column, tallied in the shard:
+    (URL key, (shard, occurrences, first row, that row's normalised caption)) for each URL (main
+    output), and ((caption, shard), 0) for each caption of a success without a URL (tagged
+    "uncounted"). The tallies hold one entry per distinct key of the shard."""
     index, path = shard
+    urls: dict[str, list] = {}
+    uncounted: set[str] = set()
     row = 0
     for batch in contract.iter_shard_batches(path, contract.RAW_SCHEMA, columns=_PROJECTION_COLUMNS,
                                            batch_size=4096):
         for record in batch.to_pylist():
-            if record["status"] == contract.DownloadStatus.SUCCESS and record["url"]:
-                yield url_identity(record), ((index, row), normalise_caption(caption_as_found(record)))
+            if record["status"] == contract.DownloadStatus.SUCCESS:
+                caption = normalise_caption(caption_as_found(record))
+                if record["url"]:
+                    tally = urls.setdefault(url_identity(record), [0, row, caption])
+                    tally[0] += 1
+                else:
+                    uncounted.add(caption)
             row += 1
+    for url, (count, first, caption) in urls.items():
+        yield url, (index, count, first, caption)
+    for caption in uncounted:
+        yield beam.pvalue.TaggedOutput("uncounted", ((caption, index), 0))
 
 
 def read_records(shard: tuple[int, str]) -> Iterator[dict]:
@@ -98,50 +122,134 @@ def read_records(shard: tuple[int, str]) -> Iterator[dict]:
             yield record
 
 
-class FirstOccurrence(beam.CombineFn):
-    """Per key: (how many times it occurs, its first position, the value at that position)."""
-
-    def create_accumulator(self):
-        return (0, None, None)
-
-    def add_input(self, acc, item):
-        count, first, value = acc
-        pos, item_value = item
-        pos = tuple(pos)
-        if first is None or pos < first:
-            first, value = pos, item_value
-        return (count + 1, first, value)
-
-    def merge_accumulators(self, accumulators):
-        count, first, value = 0, None, None
-        for c, f, v in accumulators:
-            count += c
-            if f is not None and (first is None or f < first):
-                first, value = f, v
-        return (count, first, value)
-
-    def extract_output(self, acc):
-        return acc
+def first_occurrence(in_shards: Iterable[tuple[int, int, int, Any]]) -> tuple[int, int, Any, int]:
+    """A key's per-shard tallies -> (shard, row, value) of its first occurrence, and its count."""
+    total, first = 0, None
+    for shard, count, row, value in in_shards:
+        total += count
+        if first is None or (shard, row) < first[:2]:
+            first = (shard, row, value)
+    return (*first, total)
 
 
-def duplicated_winner(item: tuple[str, tuple[int, Position, Any]]) -> Iterator[tuple[str, Position]]:
-    key, (count, first, _) = item
-    if count > 1:
-        yield key, first
+def winner_facts(fact: str, key: Any, in_shards: Iterable, first_shard: int, first_row: int):
+    """(shard, (fact, key, winner row or NOT_IN_THIS_SHARD)) for every shard the key occurs in."""
+    for shard, _, _, _ in in_shards:
+        yield shard, (fact, key, first_row if shard == first_shard else NOT_IN_THIS_SHARD)
 
 
-def winning_caption(item: tuple[str, tuple[int, Position, str]]) -> str:
-    return item[1][2]
+def url_winners(item: tuple[str, Iterable[tuple[int, int, int, str]]]):
+    """One URL's per-shard tallies of successful downloads -> ((its first one's caption, that
+    shard), 1), to be counted (main output), and, when the URL repeats, a URL_WINNER fact for each
+    shard it occurs in (tagged "facts")."""
+    url, in_shards = item
+    first_shard, first_row, caption, total = first_occurrence(in_shards)
+    yield (caption, first_shard), 1
+    if total > 1:
+        for fact in winner_facts(URL_WINNER, url, in_shards, first_shard, first_row):
+            yield beam.pvalue.TaggedOutput("facts", fact)
+
+
+def count_in_shard(item: tuple[tuple[str, int], Iterable[int]]) -> tuple[str, tuple[int, int]]:
+    """((caption, shard), its 1s and 0s) -> (caption, (shard, how many are counted))."""
+    (caption, shard), counted = item
+    return caption, (shard, sum(counted))
 
 
 @dataclasses.dataclass(frozen=True)
-class IsFrequent:
-    """Whether a (caption, corpus count) fails rule 3 (filters.text.is_frequent)."""
+class FrequentCaptionFacts:
+    """One caption's per-shard counts -> a CAPTION_COUNT fact for each shard it occurs in, when
+    the corpus count fails rule 3."""
 
     config: TextConfig
 
-    def __call__(self, item: tuple[str, int]) -> bool:
-        return is_frequent(item[1], self.config)
+    def __call__(self, item: tuple[str, Iterable[tuple[int, int]]]) -> Iterator[tuple[int, Fact]]:
+        caption, in_shards = item
+        total = sum(count for _, count in in_shards)
+        if is_frequent(total, self.config):
+            for shard, _ in in_shards:
+                yield shard, (CAPTION_COUNT, caption, total)
+
+
+def image_winners(item: tuple[Any, Iterable[tuple[int, int, int, None]]]) -> Iterator[tuple[int, Fact]]:
+    """One sha256's per-shard tallies of kept pairs -> when it repeats, an IMAGE_WINNER fact for
+    each shard it occurs in."""
+    sha, in_shards = item
+    first_shard, first_row, _, total = first_occurrence(in_shards)
+    if total > 1:
+        yield from winner_facts(IMAGE_WINNER, sha, in_shards, first_shard, first_row)
+
+
+class CorpusFacts(beam.PTransform):
+    """Raw shards -> (shard index, (fact, key, value)): for each shard, the winner of every
+    repeated URL it holds and the count of every frequent caption it holds.
+
+    Each shard's bytes-free projection is tallied in the shard (one entry per URL); grouped by
+    URL, a group holds one tally per shard the URL occurs in, never its rows. The winners'
+    captions are grouped per (caption, shard), counted, then grouped by caption, the same way.
+    GroupByKey, not CombinePerKey: a combiner's pre-aggregation table in the worker holds up to
+    100,000 keys of a bundle (1,000,000 for `sum`), and the in-process runner's bundles grow with
+    the corpus. The facts are keyed by shard, so each shard's worker gets its own and no
+    worker holds an index of the corpus."""
+
+    def __init__(self, config: FilterConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, shards):
+        tallies = shards | "ShardTallies" >> beam.FlatMap(shard_tallies).with_outputs("uncounted", main="urls")
+        per_url = (tallies.urls
+                   | "GroupByUrl" >> beam.GroupByKey()
+                   | "UrlWinners" >> beam.FlatMap(url_winners).with_outputs("facts", main="captions"))
+        caption_facts = (
+            (per_url.captions, tallies.uncounted)
+            | "CaptionsInShards" >> beam.Flatten()
+            | "GroupByCaptionInShard" >> beam.GroupByKey()
+            | "CountInShard" >> beam.Map(count_in_shard)
+            | "GroupByCaption" >> beam.GroupByKey()
+            | "FrequentCaptions" >> beam.FlatMap(FrequentCaptionFacts(self.config.text)))
+        return (per_url.facts, caption_facts) | "AllFacts" >> beam.Flatten()
+
+
+class ImageFacts(beam.PTransform):
+    """(sha256, (shard, count, first row, None)) tallies of kept pairs, one per image and shard ->
+    (shard index, IMAGE_WINNER fact), the same way."""
+
+    def expand(self, tallies):
+        return (tallies
+                | "GroupByImage" >> beam.GroupByKey()
+                | "ImageWinners" >> beam.FlatMap(image_winners))
+
+
+def tally_images(shas: Iterable[tuple[Any, int]], index: int) -> Iterator[tuple[Any, tuple[int, int, int, None]]]:
+    """(sha256, row) of one shard's kept pairs -> (sha256, (shard, count, first row, None))."""
+    tallies: dict[Any, list[int]] = {}
+    for sha, row in shas:
+        tally = tallies.setdefault(sha, [0, row])
+        tally[0] += 1
+    for sha, (count, first) in tallies.items():
+        yield sha, (index, count, first, None)
+
+
+def shard_work(item: tuple[int, Mapping[str, Iterable]]) -> Iterator[tuple[int, str, list[Fact]]]:
+    """A joined shard -> (index, path, its facts); facts of shards not pending are dropped here."""
+    index, joined = item
+    for path in joined["shard"]:
+        yield index, path, list(joined["facts"])
+
+
+class JoinFacts(beam.PTransform):
+    """(index, path) of the pending shards + facts keyed by shard -> (index, path, facts), one
+    element per pending shard: the facts reach the shard through a shuffle keyed by shard."""
+
+    def __init__(self, facts):
+        super().__init__()
+        self.facts = facts
+
+    def expand(self, shards):
+        return ({"shard": shards, "facts": self.facts}
+                | "CoGroupByShard" >> beam.CoGroupByKey()
+                | "ShardWork" >> beam.FlatMap(shard_work))
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,20 +257,14 @@ class IsFrequent:
 # --------------------------------------------------------------------------------------------
 
 
-def sha_projection(record: Mapping[str, Any]) -> tuple[str, tuple[Position, None]]:
-    return record["sha256"], (position(record), None)
-
-
-def finished_kept_images(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[Position, None]]]:
-    """(sha256, ((shard, row), None)) of the pairs a shard finished in an earlier run kept, read
-    from its clean shard's sha256 column alone (no image bytes). The row is the clean shard's:
-    a finished shard holds one copy of an image at most, so only the shard's place in the
-    corpus order matters when its copy meets one of a pending shard."""
+def finished_kept_images(shard: tuple[int, str]) -> Iterator[tuple[str, tuple[int, int, int, None]]]:
+    """The image tallies of the pairs a shard finished in an earlier run kept, read from its clean
+    shard's sha256 column alone (no image bytes). The row is the clean shard's: a finished shard
+    holds one copy of an image at most, so only the shard's place in the corpus order matters when
+    its copy meets one of a pending shard."""
     index, clean_path = shard
-    for row, sha in enumerate(contract.read_shard(clean_path, contract.CLEAN_SCHEMA, columns=["sha256"])
-                              .column("sha256").to_pylist()):
-        if sha:
-            yield sha, ((index, row), None)
+    shas = contract.read_shard(clean_path, contract.CLEAN_SCHEMA, columns=["sha256"]).column("sha256").to_pylist()
+    yield from tally_images(((sha, row) for row, sha in enumerate(shas) if sha), index)
 
 
 class _ShardRules(beam.DoFn):
@@ -170,7 +272,8 @@ class _ShardRules(beam.DoFn):
 
     The rule set (segmenter, name masker, Aho-Corasick automaton: heavy and not picklable) is
     built in `setup()`, on the worker. A shard's records are streamed batch by batch, so a worker
-    holds one batch of image bytes at a time, and the records never go through a shuffle.
+    holds one batch of image bytes at a time, and the records never go through a shuffle; the
+    only corpus state it holds is the shard's own facts.
     """
 
     def __init__(self, config: FilterConfig):
@@ -180,35 +283,36 @@ class _ShardRules(beam.DoFn):
     def setup(self):
         self._rules = RecordRules(self.config)
 
-    def verdicts(self, shard: tuple[int, str], duplicate_url_winners, hot_captions,
-                 duplicate_image_winners=None) -> Iterator[tuple[str | None, dict]]:
+    def verdicts(self, index: int, path: str, facts: Iterable[Fact]) -> Iterator[tuple[str | None, dict]]:
         """(drop reason or None, record out) for every row of the shard, in order."""
-        for record in read_records(shard):
-            yield self._rules.check(record, duplicate_url_winners, hot_captions, duplicate_image_winners)
+        shard_facts = ShardFacts(facts)
+        for record in read_records((index, path)):
+            yield self._rules.check(record, shard_facts)
 
 
 class KeptImages(_ShardRules):
-    """(sha256, (position, None)) of every pair the paper's rules keep: the bytes-free input of
-    the optional exact image de-duplication, which applies among kept pairs."""
+    """The image tallies (sha256, (shard, count, first row, None)) of the pairs the paper's rules
+    keep in one shard: the bytes-free input of the optional exact image de-duplication, which
+    applies among kept pairs."""
 
-    def process(self, shard, duplicate_url_winners, hot_captions):
-        for reason, out in self.verdicts(shard, duplicate_url_winners, hot_captions):
-            if reason is None:
-                yield sha_projection(out)
+    def process(self, work):
+        kept = ((out["sha256"], out["_row"]) for reason, out in self.verdicts(*work) if reason is None)
+        yield from tally_images(kept, work[0])
 
 
 class FilterShard(_ShardRules):
-    """Filter one raw shard and write its reject and clean shards, streaming, each atomically,
-    under the raw shard's name, rows in input order; yields the shard's index.
+    """Filter one raw shard, given as (index, path, its corpus facts), and write its reject and
+    clean shards, streaming, each atomically, under the raw shard's name, rows in input order;
+    yields the shard's index.
 
     A Beam counter per drop reason (namespace "filters", plus "kept"). Both writers stay open
     until the shard is done, and the rejects are renamed first: a shard counts as done only when
     its clean output exists, so a kill at any point leaves it pending, never half-written.
     """
 
-    def __init__(self, config: FilterConfig, output: str, names: Sequence[str], batch_rows: int = 256):
+    def __init__(self, config: FilterConfig, output: str, batch_rows: int = 256):
         super().__init__(config)
-        self.output, self.names, self.batch_rows = output, tuple(names), batch_rows
+        self.output, self.batch_rows = output, batch_rows
         self._counters: dict[str, Any] = {}
 
     def _count(self, name: str, n: int) -> None:
@@ -217,15 +321,15 @@ class FilterShard(_ShardRules):
             counter = self._counters[name] = Metrics.counter(COUNTER_NAMESPACE, name)
         counter.inc(n)
 
-    def process(self, shard, duplicate_url_winners, hot_captions, duplicate_image_winners=None):
-        index, _ = shard
-        name = self.names[index]
+    def process(self, work):
+        index, path, facts = work
+        name = output_name(path)
         counts: collections.Counter = collections.Counter()
         buffers: dict[str, list[dict]] = {"clean": [], "rejects": []}
         with contract.ShardWriter(contract.join(self.output, CLEAN_DIR, name), contract.CLEAN_SCHEMA) as clean_writer, \
                 contract.ShardWriter(contract.join(self.output, REJECT_DIR, name), contract.REJECT_SCHEMA) as reject_writer:
             writers = {"clean": clean_writer, "rejects": reject_writer}
-            for reason, out in self.verdicts(shard, duplicate_url_winners, hot_captions, duplicate_image_winners):
+            for reason, out in self.verdicts(index, path, facts):
                 kind = "clean" if reason is None else "rejects"
                 counts[reason or "kept"] += 1
                 buffers[kind].append(strip_position(out))
@@ -239,26 +343,6 @@ class FilterShard(_ShardRules):
         print(f"filter: {name}: {counts['kept']} kept, {sum(counts.values()) - counts['kept']} rejected",
               file=sys.stderr, flush=True)
         yield index
-
-
-class CorpusIndex(beam.PTransform):
-    """Raw shards -> (duplicated URL -> winning position, hot caption -> count), both small,
-    both computed from a bytes-free projection."""
-
-    def __init__(self, config: FilterConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, shards):
-        per_url = (shards
-                   | "ReadProjection" >> beam.FlatMap(read_projection)
-                   | "FirstPerUrl" >> beam.CombinePerKey(FirstOccurrence()))
-        winners = per_url | "DuplicatedUrls" >> beam.FlatMap(duplicated_winner)
-        hot = (per_url
-               | "WinningCaption" >> beam.Map(winning_caption)
-               | "CountCaptions" >> beam.combiners.Count.PerElement()
-               | "HotCaptions" >> beam.Filter(IsFrequent(self.config.text)))
-        return winners, hot
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,7 +411,7 @@ class WriteReport:
         return self.output
 
 
-def after_writes(item: tuple[str, str], _written: list[int]) -> tuple[str, str]:
+def after_writes(item: tuple[str, str], _written: int) -> tuple[str, str]:
     """Pass `item` on; the side input only makes this step wait for every shard write."""
     return item
 
@@ -341,8 +425,9 @@ class Report(beam.PTransform):
 
     def expand(self, written):
         pipeline = written.pipeline
-        # Reading the outputs waits for every write: the list of written shards is a side input.
-        done = written | "AllWritten" >> beam.combiners.ToList()
+        # Reading the outputs waits for every write: the number of shards written is a side input
+        # (a count, not their list, so that no worker holds one entry per shard).
+        done = written | "AllWritten" >> beam.combiners.Count.Globally()
         outputs = (pipeline
                    | "OutputShards" >> beam.Create(list(output_shards(self.output, self.names)))
                    | "AfterWrites" >> beam.Map(after_writes, AsSingleton(done))
@@ -438,34 +523,31 @@ def _clear_outputs(output: str) -> None:
 
 def build_pipeline(pipeline: beam.Pipeline, shard_paths: Sequence[str], output: str,
                    config: FilterConfig, pending: Sequence[int], input_count: int):
-    """Wire the job into `pipeline`. All raw shards feed the corpus index (URL duplicates and
+    """Wire the job into `pipeline`. All raw shards feed the corpus facts (URL duplicates and
     caption counts are global); only `pending` shards are filtered and written."""
     all_shards = pipeline | "AllRawShards" >> beam.Create(list(enumerate(shard_paths)))
-    duplicate_url_winners, hot_captions = all_shards | "CorpusIndex" >> CorpusIndex(config)
+    facts = all_shards | "CorpusFacts" >> CorpusFacts(config)
     pending_set = set(pending)
-    todo = (pipeline
-            | "PendingShards" >> beam.Create([(i, p) for i, p in enumerate(shard_paths) if i in pending_set])
-            | "SpreadShards" >> beam.Reshuffle())
-    names = [output_name(p) for p in shard_paths]
-    side_inputs = {"duplicate_url_winners": AsDict(duplicate_url_winners), "hot_captions": AsDict(hot_captions)}
+    todo = pipeline | "PendingShards" >> beam.Create([(i, p) for i, p in enumerate(shard_paths) if i in pending_set])
+    work = todo | "JoinFacts" >> JoinFacts(facts)
     if config.dedup_images:
         # Exact image de-duplication applies among kept pairs, so the paper's rules run once over
-        # the pending shards for a bytes-free (sha256, position) projection, then again below.
+        # the pending shards for a bytes-free tally of the kept images, then again below.
         # A shard done in an earlier run keeps its verdicts, and its kept images still count:
         # they come from its clean shard's sha256 column, so that a copy in a pending shard after
         # it is dropped exactly as in an uninterrupted run.
-        finished = [(i, contract.join(output, CLEAN_DIR, names[i])) for i in range(len(shard_paths))
+        finished = [(i, contract.join(output, CLEAN_DIR, output_name(p))) for i, p in enumerate(shard_paths)
                     if i not in pending_set]
         kept_before = (pipeline
                        | "FinishedCleanShards" >> beam.Create(finished)
                        | "FinishedKeptImages" >> beam.FlatMap(finished_kept_images))
-        kept_now = todo | "KeptImages" >> beam.ParDo(KeptImages(config), **side_inputs)
-        side_inputs["duplicate_image_winners"] = AsDict(
-            (kept_now, kept_before)
-            | "AllKeptImages" >> beam.Flatten()
-            | "FirstPerImage" >> beam.CombinePerKey(FirstOccurrence())
-            | "DuplicatedImages" >> beam.FlatMap(duplicated_winner))
-    written = todo | "FilterShards" >> beam.ParDo(FilterShard(config, output, names), **side_inputs)
+        kept_now = work | "KeptImages" >> beam.ParDo(KeptImages(config))
+        image_facts = ((kept_now, kept_before)
+                       | "AllKeptImages" >> beam.Flatten()
+                       | "ImageFacts" >> ImageFacts())
+        work = todo | "JoinAllFacts" >> JoinFacts((facts, image_facts) | "WithImageFacts" >> beam.Flatten())
+    written = work | "FilterShards" >> beam.ParDo(FilterShard(config, output))
+    names = [output_name(p) for p in shard_paths]
     return written | "Report" >> Report(output, names, input_count, config)
 
 

@@ -3,13 +3,15 @@ record to write out. No Beam here: the Beam job (pipelines/filter.py) wraps thes
 DoFn, and tests call them directly.
 
 A record is a dict of RAW_SCHEMA columns plus its position in the input, `_shard` and `_row`,
-which decide "the first" occurrence of a duplicate and keep outputs in input order.
+which decide "the first" occurrence of a duplicate and keep outputs in input order. What only the
+whole corpus knows (repeated URLs, frequent captions, repeated image bytes) comes in as the
+`ShardFacts` of the record's shard.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from filters import contract
@@ -77,29 +79,68 @@ def url_identity(record: Mapping[str, Any]) -> str:
     return contract.url_key(record["url"])
 
 
+# What only the whole corpus knows, as the Beam job delivers it to the worker of one shard:
+# (fact, key, value) triples about the keys that occur in that shard, and only those that matter.
+URL_WINNER = "url_winner"  # key: a URL key repeated in the corpus; value: the row of this shard that
+#                            holds its first successful download, or -1 when an earlier shard does
+CAPTION_COUNT = "caption_count"  # key: a normalised caption over the threshold; value: its corpus count
+IMAGE_WINNER = "image_winner"  # key: a sha256 repeated among kept pairs; value: as for URL_WINNER
+NOT_IN_THIS_SHARD = -1
+Fact = tuple[str, Any, int]
+
+
+class ShardFacts:
+    """The corpus facts of one shard, from its (fact, key, value) triples: the only corpus state a
+    shard's worker holds. Each holds at most one entry per distinct URL, caption or image of the
+    shard, so it grows with the shard, never with the corpus."""
+
+    def __init__(self, facts: Iterable[Fact] = ()):
+        self.url_winners: dict[str, int] = {}
+        self.caption_counts: dict[str, int] = {}
+        self.image_winners: dict[Any, int] = {}
+        tables = {URL_WINNER: self.url_winners, CAPTION_COUNT: self.caption_counts, IMAGE_WINNER: self.image_winners}
+        for fact, key, value in facts:
+            if fact not in tables:
+                raise ValueError(f"unknown corpus fact {fact!r} for {key!r}")
+            tables[fact][key] = value
+
+    def url_first(self, record: Mapping[str, Any]) -> bool:
+        """No earlier successful download of the corpus has the record's URL."""
+        if not record.get("url"):
+            return True
+        winner = self.url_winners.get(url_identity(record))
+        return winner is None or winner == record["_row"]
+
+    def caption_occurrences(self, caption: str) -> int:
+        """The corpus count of a normalised caption, when it fails the frequency rule; else 1."""
+        return self.caption_counts.get(caption, 1)
+
+    def image_first(self, record: Mapping[str, Any]) -> bool:
+        """No earlier kept pair has the record's image bytes."""
+        winner = self.image_winners.get(record.get("sha256"))
+        return winner is None or winner == record["_row"]
+
+
+NO_FACTS = ShardFacts()
+
+
 class RecordRules:
     """The paper's rules on raw records, built once per worker.
 
-    `check(record, duplicate_url_winners, caption_counts)` returns (reason, record_out): the clean
-    record (CLEAN_SCHEMA columns) when reason is None, else the reject record (REJECT_SCHEMA
-    columns, no image bytes). Positions `_shard`/`_row` ride along on both.
-    `duplicate_url_winners` maps the URL identity of every duplicated URL to its first position;
-    `caption_counts` holds the corpus count of (at least) every caption over the threshold;
-    `duplicate_image_winners`, when de-duplicating images, maps each duplicated sha256 of a kept
-    pair to its first position.
+    `check(record, facts)` returns (reason, record_out): the clean record (CLEAN_SCHEMA columns)
+    when reason is None, else the reject record (REJECT_SCHEMA columns, no image bytes).
+    Positions `_shard`/`_row` ride along on both. `facts` are the corpus facts of the record's
+    shard (ShardFacts); they answer the rules' corpus questions, and the reason is still the first
+    rule of filters.rules.RULES that fails, so a URL duplicate with a frequent caption is
+    `duplicate_url`, as the table orders them.
     """
 
     def __init__(self, config: FilterConfig = FilterConfig()):
         self.config = config
         self.rules = config.rules()
 
-    def check(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
-              caption_counts: Mapping[str, int],
-              duplicate_image_winners: Mapping[str, Position] | None = None) -> tuple[str | None, dict]:
-        pair = self.pair(record, duplicate_url_winners, caption_counts)
-        if duplicate_image_winners is not None:
-            pair.image_first = is_first_image(record, duplicate_image_winners)
-        verdict = self.rules.judge(pair)
+    def check(self, record: Mapping[str, Any], facts: ShardFacts = NO_FACTS) -> tuple[str | None, dict]:
+        verdict = self.rules.judge(self.pair(record, facts))
         if verdict.reason is None:
             return None, clean_record(record, verdict.caption, self.masked_query(record.get("query")))
         return verdict.reason, reject_record(record, verdict.reason, verdict.caption)
@@ -113,20 +154,13 @@ class RecordRules:
         masked = self.rules.mask(caption)
         return query if masked == caption.text else masked
 
-    def pair(self, record: Mapping[str, Any], duplicate_url_winners: Mapping[str, Position],
-             caption_counts: Mapping[str, int]) -> Pair:
+    def pair(self, record: Mapping[str, Any], facts: ShardFacts = NO_FACTS) -> Pair:
         caption = self.rules.caption(caption_as_found(record))
-        winner = duplicate_url_winners.get(url_identity(record)) if record.get("url") else None
         return Pair(caption, status=record.get("status"), image=record.get("image"),
                     width=record.get("width"), height=record.get("height"),
-                    url_first=winner is None or tuple(winner) == position(record),
-                    caption_occurrences=caption_counts.get(caption.text, 1))
-
-
-def is_first_image(record: Mapping[str, Any], duplicate_image_winners: Mapping[str, Position]) -> bool:
-    """Whether no earlier kept pair has the same image bytes."""
-    winner = duplicate_image_winners.get(record.get("sha256"))
-    return winner is None or tuple(winner) == position(record)
+                    url_first=facts.url_first(record),
+                    caption_occurrences=facts.caption_occurrences(caption.text),
+                    image_first=facts.image_first(record))
 
 
 def clean_record(record: Mapping[str, Any], caption: str, query: str | None = None) -> dict:

@@ -92,12 +92,14 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
      ("tests/benchmarks/test_crawl_scale.py::test_the_benchmark_runs_at_a_tiny_size",)),
     (r"^make bench-token-wise$",
      ("tests/benchmarks/test_benchmarks_smoke.py::test_token_wise_memory_cli_writes_the_readme_fields",)),
+    (r"^(make bench-filter-scale\b|python -m benchmarks\.filter_scale\b)",
+     ("tests/benchmarks/test_filter_scale.py::test_cli_times_the_filter_with_beam_flags_and_reports_each_worker",)),
 ]
 
 #: Modules whose first argument is a subcommand with its own --help.
 SUBCOMMAND_MODULES = {"training.evaluate"}
 #: Beam jobs: Beam's pipeline flags pass through them.
-BEAM_MODULES = {"pipelines.crawl", "pipelines.filter", "pipelines.crawl_local"}
+BEAM_MODULES = {"pipelines.crawl", "pipelines.filter", "pipelines.crawl_local", "benchmarks.filter_scale"}
 #: Modules that hand the flags they do not know to another module.
 PASSES_FLAGS_TO = {"pipelines.crawl_local": "pipelines.crawl"}
 #: Make's path and flag variables: removed from the environment so the docs' defaults hold.
@@ -737,7 +739,7 @@ PLANTED = {
         lambda: make_variable_table_problems(_table(VARIABLE_TABLE + "| `CRAWL_OUT` | `runs/elsewhere` | |\n"),
                                              MAKEFILE.read_text(encoding="utf-8"))),
     "Make-variable table that misses a variable": (
-        "add ['CACHE_ARGS'",
+        "'CACHE_ARGS', 'CACHE_OUTPUT'",
         lambda: make_variable_table_problems(_table(VARIABLE_TABLE + "| `CRAWL_OUT` | `runs/crawl/raw` | |\n"),
                                              MAKEFILE.read_text(encoding="utf-8"))),
     "table documented twice": (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import glob
+import hashlib
 import json
 import os
 
@@ -18,12 +19,21 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from filters import contract
 from filters.contract import NAME_MASK
-from filters.text import normalise_caption
+from filters.text import is_frequent, normalise_caption
 from pipelines import filter as filter_job
 from pipelines import synthetic
 from pipelines.beam_options import pipeline_options
-from pipelines.filter_records import FilterConfig
+from pipelines.filter_records import (
+    CAPTION_COUNT,
+    NOT_IN_THIS_SHARD,
+    URL_WINNER,
+    FilterConfig,
+    RecordRules,
+    ShardFacts,
+    caption_as_found,
+)
 from pipelines.stats import find_cjk_font
+from tests.support.corpus import duplicated_corpus, write_corpus
 
 pytestmark = pytest.mark.e2e  # runs whole stages (Beam pipelines, servers, subprocesses)
 
@@ -87,23 +97,21 @@ def test_filter_shard_outputs_and_counters(tmp_path):
     pairs = _pairs(160, seed=4)
     raw = str(tmp_path / "raw" / contract.shard_name(0))
     contract.write_shard(raw, [p.to_raw_record() for p in pairs], contract.RAW_SCHEMA)
-    first_by_url = {}
+    first_by_url, occurrences = {}, collections.Counter()
     for p in pairs:
         if p.status == contract.DownloadStatus.SUCCESS:
-            first_by_url.setdefault(contract.url_key(p.url), (0, p.index))
-    counts = collections.Counter(contract.url_key(p.url) for p in pairs if p.status == contract.DownloadStatus.SUCCESS)
-    winners = [(url, pos) for url, pos in first_by_url.items() if counts[url] > 1]
-    hot = [(synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES)]
+            first_by_url.setdefault(contract.url_key(p.url), p.index)
+            occurrences[contract.url_key(p.url)] += 1
+    facts = [(URL_WINNER, url, row) for url, row in first_by_url.items() if occurrences[url] > 1]
+    facts.append((CAPTION_COUNT, synthetic.FREQUENT_CAPTION, synthetic.FREQUENT_TIMES))
     expected = _expected(pairs, dedup_images=False)
     output = str(tmp_path / "out")
     names = [contract.shard_name(0)]
 
     pipeline = BeamTestPipeline(options=pipeline_options([]))
     written = (pipeline
-               | "Shards" >> beam.Create([(0, raw)])
-               | beam.ParDo(filter_job.FilterShard(FilterConfig(), output, names, batch_rows=16),
-                            duplicate_url_winners=beam.pvalue.AsDict(pipeline | "Winners" >> beam.Create(winners)),
-                            hot_captions=beam.pvalue.AsDict(pipeline | "Hot" >> beam.Create(hot))))
+               | "Shards" >> beam.Create([(0, raw, facts)])
+               | beam.ParDo(filter_job.FilterShard(FilterConfig(), output, batch_rows=16)))
     assert_that(written, equal_to([0]))
     result = pipeline.run()
     result.wait_until_finish()
@@ -123,7 +131,7 @@ def test_a_failing_shard_leaves_no_output_under_a_final_name(tmp_path, monkeypat
     pairs = _pairs(60, seed=5)
     raw = str(tmp_path / "raw" / contract.shard_name(0))
     contract.write_shard(raw, [p.to_raw_record() for p in pairs], contract.RAW_SCHEMA)
-    fn = filter_job.FilterShard(FilterConfig(), str(tmp_path / "out"), [contract.shard_name(0)], batch_rows=4)
+    fn = filter_job.FilterShard(FilterConfig(), str(tmp_path / "out"), batch_rows=4)
     fn.setup()
     real_check = fn._rules.check
     seen = []
@@ -136,7 +144,7 @@ def test_a_failing_shard_leaves_no_output_under_a_final_name(tmp_path, monkeypat
 
     monkeypatch.setattr(fn._rules, "check", failing_check)
     with pytest.raises(RuntimeError, match="worker lost"):
-        list(fn.process((0, raw), {}, {}))
+        list(fn.process((0, raw, [])))
     for kind in ("clean", "rejects"):
         assert os.listdir(tmp_path / "out" / kind) == []  # the temporaries were removed, no final name
 
@@ -435,3 +443,111 @@ def test_a_rerun_with_image_dedup_takes_finished_shards_into_account(raw_dir, tm
     shas = [r["sha256"] for r in _read_dir(os.path.join(output, "clean"), "clean")]
     assert len(shas) == len(set(shas))
     assert again == whole
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts that need the whole corpus
+# --------------------------------------------------------------------------------------------
+
+# What the filter wrote on duplicated_corpus() before its corpus facts moved from side inputs to a
+# shuffle keyed by shard (the side-input design, main at 77d3564): the outputs must not change.
+PINNED_DIGESTS = {
+    False: "526476d8dec4f1813971fca1af2b4c412e99f93a3ba7de5542aea27625cd33f7",
+    True: "16fd3c8e9ad3a7ad7ce5e2fd2e7955a1f080e2193a0231d86873aa50531e2ddc",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("corpus"))
+    write_corpus(duplicated_corpus(), directory, rows_per_shard=100)
+    return directory
+
+
+def _content_digest(output):
+    """sha256 of every clean and reject row in shard and row order, funnel.json and stats.json.
+    The image bytes and their sha256 are left out: they come from Pillow's encoder, not from the
+    filter, and identical bytes still show in the duplicate_image verdicts."""
+    digest = hashlib.sha256()
+    for kind, schema in (("clean", contract.CLEAN_SCHEMA), ("rejects", contract.REJECT_SCHEMA)):
+        for path in contract.list_shards(os.path.join(output, kind)):
+            digest.update(os.path.basename(path).encode())
+            for row in contract.read_shard(path, schema).to_pylist():
+                row.pop("image", None)
+                row.pop("sha256", None)
+                digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+    for name in ("funnel.json", "stats.json"):
+        content = contract.read_json(os.path.join(output, name))
+        digest.update(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("dedup_images", [False, True])
+def test_outputs_are_those_of_the_side_input_design(corpus_dir, tmp_path, dedup_images):
+    output = str(tmp_path / "out")
+    filter_job.run_filter(corpus_dir, output, FilterConfig(dedup_images=dedup_images), word_cloud=False, **QUIET)
+    assert _content_digest(output) == PINNED_DIGESTS[dedup_images]
+
+
+def _reasons_read_plainly(records, config, rows_per_shard=100):
+    """rank -> drop reason, from docs/design.md's corpus rules computed in memory over the whole
+    corpus (rows in corpus order), handed to the record rules as each row's shard's facts."""
+    def counted(record):
+        return record["status"] == contract.DownloadStatus.SUCCESS and record["url"]
+
+    first_by_url = {}
+    for record in records:
+        if counted(record):
+            first_by_url.setdefault(contract.url_key(record["url"]), record["rank"])
+    winners = [r for r in records if counted(r) and first_by_url[contract.url_key(r["url"])] == r["rank"]]
+    counts = collections.Counter(normalise_caption(caption_as_found(r)) for r in winners)
+    rules = RecordRules(config)
+    reasons = {}
+    for record in records:
+        shard, row = divmod(record["rank"], rows_per_shard)
+        caption = normalise_caption(caption_as_found(record))
+        facts = [(CAPTION_COUNT, caption, counts[caption])] if is_frequent(counts[caption], config.text) else []
+        first = first_by_url.get(contract.url_key(record["url"])) if record["url"] else None
+        if first is not None:
+            first_shard, first_row = divmod(first, rows_per_shard)
+            facts.append((URL_WINNER, contract.url_key(record["url"]),
+                          first_row if first_shard == shard else NOT_IN_THIS_SHARD))
+        reasons[record["rank"]] = rules.check({**record, "_shard": shard, "_row": row}, ShardFacts(facts))[0]
+    return reasons
+
+
+def test_every_row_gets_the_reason_of_the_corpus_rules_read_plainly(corpus_dir, tmp_path):
+    records = duplicated_corpus()
+    output = str(tmp_path / "out")
+    filter_job.run_filter(corpus_dir, output, FilterConfig(), word_cloud=False, **QUIET)
+    outcomes = _outcomes(output)
+    assert outcomes == _reasons_read_plainly(records, FilterConfig())
+    # The corpus has the cases the facts must get right, across shards.
+    assert any(not r["url"] and outcomes[r["rank"]] == "frequent_caption" for r in records)
+    by_url = collections.defaultdict(list)
+    for r in records:
+        by_url[r["key"]].append(r["rank"] // 100)
+    assert sum(len(set(shards)) > 1 for shards in by_url.values()) > 20
+    failed_first = [ranks for ranks in (
+        [r["rank"] for r in records if r["key"] == key] for key in by_url)
+        if records[ranks[0]]["status"] != contract.DownloadStatus.SUCCESS and len(ranks) > 1]
+    assert any(outcomes[ranks[1]] != "duplicate_url" for ranks in failed_first)
+
+
+def test_no_worker_holds_a_side_input_of_the_corpus(raw_dir, tmp_path):
+    """The corpus facts reach the shards through a shuffle keyed by shard: the only side inputs
+    left are the report's, each a single value (a count of written shards, the funnel counts, the
+    stats; CombineGlobally's default also comes as a one-element list)."""
+    for dedup_images in (False, True):
+        pipeline = beam.Pipeline(options=pipeline_options([]))
+        paths = contract.list_shards(raw_dir)
+        filter_job.build_pipeline(pipeline, paths, str(tmp_path / "out"), FilterConfig(dedup_images=dedup_images),
+                                  range(len(paths)), 240)
+        side_inputs = []  # (label, kind) of every side input the job reads
+
+        class Visitor(beam.pipeline.PipelineVisitor):
+            def visit_transform(self, applied):
+                side_inputs.extend((applied.full_label, type(s).__name__) for s in applied.side_inputs)
+
+        pipeline.visit(Visitor())
+        assert side_inputs and all(label.startswith("Report/") for label, _ in side_inputs), side_inputs
