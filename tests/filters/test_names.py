@@ -158,3 +158,24 @@ def test_blind_set_split_is_the_fixed_rule_and_large_enough():
     captions = load_blind()
     assert len(captions) >= 1000
     assert [c.split for c in captions[:5]] == ["dev", "heldout", "dev", "heldout", "dev"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"common_word_freq": -1}, "counts must be >= 0"),
+    ({"given_char_min_count": -1, "given_char_common_count": 0}, "counts must be >= 0"),
+    ({"given_char_min_count": 5, "given_char_common_count": 4},
+     "given_char_common_count must be >= given_char_min_count"),
+])
+def test_config_refuses_negative_counts_and_crossed_bounds(kwargs, message):
+    from filters.names import NameMaskerConfig
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        NameMaskerConfig(**kwargs)
+
+
+def test_config_accepts_zero_counts_and_equal_bounds():
+    from filters.names import NameMaskerConfig
+
+    config = NameMaskerConfig(common_word_freq=0, given_char_min_count=0, given_char_common_count=0)
+    assert config.common_word_freq == 0
+    assert NameMaskerConfig(given_char_min_count=7, given_char_common_count=7).given_char_common_count == 7

@@ -116,3 +116,14 @@ def test_the_caption_is_normalised_once_and_segmented_once():
     rules = RuleSet(cut=cut)
     rules.judge(_pair(rules, caption=rules.caption("  小猫\u3000在睡觉 ")))
     assert calls == ["小猫 在睡觉"]
+
+
+def test_image_bounds_come_from_the_config():
+    from filters.image import ImageConfig
+
+    loose = RuleSet(image=ImageConfig(min_side=100, max_aspect_ratio=5.0))
+    # 150 px sides and a 4:1 ratio fail the paper's bounds and pass these
+    assert loose.judge(_pair(loose, width=150, height=150)).reason is None
+    assert loose.judge(_pair(loose, width=600, height=150)).reason is None
+    assert loose.judge(_pair(loose, width=100, height=150)).reason == "image_too_small"
+    assert loose.judge(_pair(loose, width=760, height=150)).reason == "aspect_ratio"

@@ -9,6 +9,7 @@ from filters.text import (
     TextConfig,
     check_length,
     count_chinese_words,
+    has_han,
     is_frequent,
     is_meaningless_caption,
     normalise_caption,
@@ -104,3 +105,27 @@ def test_frequency_threshold(count, expected):
 def test_text_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         TextConfig(**kwargs)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("猫", True), ("iPhone 手机壳", True), ("〇", True), ("\U00020000", True),  # extension B
+    ("abc 123", False), ("😀！？", False), ("", False), ("ｱｲｳ", False),
+])
+def test_has_han(text, expected):
+    assert has_han(text) is expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_chinese_words": -1}, "min_chinese_words must be >= 0, got -1"),
+    ({"max_chinese_words": 2, "min_chinese_words": 3}, r"max_chinese_words \(2\) is below min_chinese_words \(3\)"),
+    ({"max_caption_chars": 0}, "max_caption_chars must be >= 1, got 0"),
+    ({"max_occurrences": 0}, "max_occurrences must be >= 1, got 0"),
+])
+def test_text_config_errors_name_the_field_and_value(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        TextConfig(**kwargs)
+
+
+def test_text_config_accepts_its_boundaries():
+    config = TextConfig(min_chinese_words=0, max_chinese_words=0, max_caption_chars=1, max_occurrences=1)
+    assert (config.min_chinese_words, config.max_caption_chars, config.max_occurrences) == (0, 1, 1)
