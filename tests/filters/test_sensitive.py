@@ -167,3 +167,14 @@ def test_a_word_list_that_is_not_utf8_names_the_file_and_line():
 
     with pytest.raises(WordListError, match=r"words\.txt: not UTF-8 text \(line 2"):
         decode_word_list("赌博\n".encode() + b"\xff\xfe\n", "words.txt")
+
+
+def test_extra_files_extend_the_default_allow_list_and_the_default_stays(tmp_path):
+    extra = tmp_path / "allow.txt"
+    extra.write_text("冰毒猫\n", encoding="utf-8")
+    assert SensitiveWordMatcher.default().find("一只冰毒猫") == ["冰毒"]
+    matcher = SensitiveWordMatcher.from_files(extra_allow=[str(extra)])
+    assert matcher.find("一只冰毒猫") == []                   # the user's phrase
+    assert matcher.find("暖色情调的客厅") == []               # the packaged allow-list still applies
+    assert matcher.find("冰毒麻将馆") == ["冰毒"]
+    assert SensitiveWordMatcher.from_files().find("暖色情调的客厅") == []

@@ -199,6 +199,8 @@ def test_batches_stream_every_row_in_order_within_the_batch_size(tmp_path):
     path = str(tmp_path / "a.parquet")
     with contract.ShardWriter(path, contract.RAW_SCHEMA, row_group_size=40) as writer:
         writer.write_records([raw_record(i) for i in range(100)])
+    # Row groups of the requested size: readers hold one row group at a time.
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3
     batches = list(contract.iter_shard_batches(path, contract.RAW_SCHEMA, columns=["rank", "url"], batch_size=15))
     assert all(batch.num_rows <= 15 for batch in batches)
     assert all(batch.schema.names == ["rank", "url"] for batch in batches)
@@ -297,3 +299,19 @@ def test_close_and_abort_are_final(tmp_path):
     writer.abort()
     writer.close()  # after abort: nothing appears
     assert sorted(os.listdir(tmp_path)) == ["a.parquet"]
+
+
+def test_a_table_missing_a_column_names_the_shard_being_written(tmp_path):
+    path = str(tmp_path / "part-00004.parquet")
+    table = contract.records_to_table([raw_record(0)], contract.RAW_SCHEMA).drop_columns(["sha256"])
+    with pytest.raises(contract.ShardSchemaError, match=r"part-00004\.parquet: missing column 'sha256'"):
+        contract.write_shard(path, table, contract.RAW_SCHEMA)
+    assert os.listdir(tmp_path) == []
+
+
+def test_shards_are_zstd_compressed(tmp_path):
+    # Clean shards are published and copied around: every column chunk is compressed.
+    path = str(tmp_path / "a.parquet")
+    contract.write_shard(path, [raw_record(i) for i in range(10)], contract.RAW_SCHEMA)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    assert {group.column(i).compression for i in range(group.num_columns)} == {"ZSTD"}

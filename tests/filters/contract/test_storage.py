@@ -235,3 +235,12 @@ def test_remove_stale_temporaries_removes_only_temporaries_at_the_top_level(tmp_
     assert contract.remove_stale_temporaries(str(tmp_path)) == 2
     assert sorted(os.listdir(tmp_path)) == [".c.tmp-dir", ".lock", "part-00000.parquet", "sub"]
     assert os.listdir(tmp_path / "sub") == [".d.tmp-3"]
+
+
+def test_a_discard_does_not_fail_when_the_temporary_is_already_gone(tmp_path):
+    # Another process's remove_stale_temporaries may have taken it; the discard must still work.
+    atomic = storage.AtomicFile(str(tmp_path / "a.bin"))
+    atomic.stream.write(b"x")
+    assert contract.remove_stale_temporaries(str(tmp_path)) == 1
+    atomic.discard()
+    assert os.listdir(tmp_path) == []
