@@ -241,3 +241,63 @@ def test_name_ratios_compare_a_characters_share_in_names_with_its_share_in_the_d
     assert "饺" not in ratios
     # An empty dictionary: every character is as likely as any other outside names.
     assert _name_ratios({})["婷"] == pytest.approx(in_name("婷"))
+
+
+# --------------------------------------------------------------------------------------------
+# The layers one by one
+# --------------------------------------------------------------------------------------------
+
+
+def test_spans_overlapping_a_range_are_found_however_far_back_they_start():
+    from filters.names import _Spans
+
+    spans = _Spans([(5, 9), (0, 2), (10, 11)])
+    assert list(spans.overlapping(6, 7)) == [(5, 9)]        # inside a long span that starts earlier
+    assert list(spans.overlapping(2, 5)) == []              # touching is not overlapping
+    assert list(spans.overlapping(1, 6)) == [(0, 2), (5, 9)]
+    assert list(spans.overlapping(8, 11)) == [(5, 9), (10, 11)]
+    assert list(_Spans([]).overlapping(0, 5)) == []
+
+
+def test_dotted_names_need_transliteration_characters_on_both_sides_and_chains_join():
+    from filters.names import PersonNameMasker
+
+    dotted = PersonNameMasker._dotted_names
+    assert dotted("莱昂纳多·迪卡普里奥主演") == [(0, 10)]
+    assert dotted("莱昂纳多·迪卡普里奥·某某") == [(0, 10)]  # 某 is no transliteration character
+    assert dotted("阿·丽 和 安·娜") == [(0, 3), (6, 9)]
+    assert dotted("阿·") == [] and dotted("·丽") == [] and dotted("没有圆点") == []
+    assert dotted("让-保罗•萨特") == [(3, 7)]  # another dot character; `-` is no dot, 保 no transliteration
+
+
+def test_minority_syllables_make_a_name_as_a_run_or_as_one_long_syllable():
+    from filters.names import default_masker
+
+    minority = default_masker()._minority_names
+    assert minority("扎西顿珠和阿依古丽") == [(0, 4), (5, 9)]
+    assert minority("巴特尔") == [(0, 3)]
+    assert minority("乌兰") == [] and minority("格桑花开") == []
+
+
+def test_the_tokens_passed_in_are_used_only_when_they_spell_the_caption():
+    from filters.names import default_masker
+
+    masker = default_masker()
+    text = "记者李晓峰在灾区现场报道"
+    good = ["记者", "李晓峰", "在", "灾区", "现场", "报道"]
+    assert masker.find(text, tokens=good) == masker.find(text) == [(2, 5)]
+    assert masker.find(text, tokens=["记者", "李晓峰"]) == [(2, 5)]  # not the caption: segmented again
+    assert masker.mask(text, tokens=good) == "记者<人名>在灾区现场报道"
+
+
+def test_mask_keeps_the_text_around_each_name():
+    assert mask_person_names("王菲") == NAME_MASK
+    assert mask_person_names("他说王菲很好") == f"他说{NAME_MASK}很好"
+    assert mask_person_names("记者李晓峰、王菲和那英") == f"记者{NAME_MASK}、{NAME_MASK}和{NAME_MASK}"
+
+
+def test_empty_lists_and_a_custom_surname_list():
+    masker = PersonNameMasker(known_names=[], non_names=[])
+    assert masker.mask("记者李晓峰在现场") == f"记者{NAME_MASK}在现场"
+    only_ouyang = PersonNameMasker(surnames=["欧阳"], known_names=[])
+    assert only_ouyang.find("记者欧阳晓东和李晓峰") == [(2, 6)]  # 李 is no surname of this list
