@@ -178,3 +178,11 @@ def test_extra_files_extend_the_default_allow_list_and_the_default_stays(tmp_pat
     assert matcher.find("暖色情调的客厅") == []               # the packaged allow-list still applies
     assert matcher.find("冰毒麻将馆") == ["冰毒"]
     assert SensitiveWordMatcher.from_files().find("暖色情调的客厅") == []
+
+
+def test_a_variant_counts_next_to_a_cue_unless_an_allowed_phrase_holds_it():
+    matcher = SensitiveWordMatcher(["赌博"], allow=["溜冰场"], variants=["溜冰"], cues=["加微信"], contexts=[])
+    assert matcher.find("溜冰 加微信") == ["溜冰"]
+    assert matcher.find("加微信溜冰") == ["溜冰"]        # a cue right before the variant
+    assert matcher.find("溜冰场 加微信") == []           # inside an allowed phrase
+    assert matcher.find("周末溜冰") == []                # no cue

@@ -129,3 +129,24 @@ def test_text_config_errors_name_the_field_and_value(kwargs, message):
 def test_text_config_accepts_its_boundaries():
     config = TextConfig(min_chinese_words=0, max_chinese_words=0, max_caption_chars=1, max_occurrences=1)
     assert (config.min_chinese_words, config.max_caption_chars, config.max_occurrences) == (0, 1, 1)
+
+
+def test_the_character_bound_is_inclusive():
+    from filters.text import is_too_long
+
+    assert not is_too_long("猫" * 512) and is_too_long("猫" * 513)
+    assert check_length("猫" * 513) == "text_length"
+
+
+def test_check_length_uses_the_config_and_the_segmenter_given():
+    config = TextConfig(max_chinese_words=2)
+    assert check_length("红色 红色", config) is None
+    assert check_length("红色 红色 红色", config) == "text_length"
+    # a segmenter that cuts every character: four Chinese words
+    assert check_length("红色红色", config, cut=list) == "text_length"
+    assert check_length("红色红色", config) is None
+
+
+@pytest.mark.parametrize("caption", ["", "   ", "a" * 300, "https://" + "a" * 300, "x" * 201 + " 123"])
+def test_blank_captions_and_long_ascii_runs_are_meaningless(caption):
+    assert is_meaningless_caption(caption)
