@@ -213,7 +213,7 @@ def test_a_true_boolean_without_a_negative_is_a_type_error():
     class Bad:
         on: bool = dataclasses.field(default=True, metadata=flag("on"))
 
-    with pytest.raises(TypeError, match=r"Bad\.on: .*negative"):
+    with pytest.raises(TypeError, match=r"^Bad\.on: a flag that defaults to True needs flag\(negative='--no-\.\.\.'\)$"):
         add_flags(argparse.ArgumentParser(), Bad)
 
 

@@ -104,5 +104,5 @@ def test_validate_funnel_names_a_missing_key(key):
 def test_validate_funnel_checks_each_stage_remaining():
     funnel = contract.build_funnel(10, [("download", {"download_failed": 1}), ("text", {"text_length": 2})])
     funnel["stages"][0]["remaining"] = 8
-    with pytest.raises(ValueError, match="do not add up"):
+    with pytest.raises(ValueError, match="^funnel: remaining/output counts do not add up$"):
         contract.validate_funnel(funnel)

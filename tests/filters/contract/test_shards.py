@@ -253,6 +253,7 @@ def test_list_shards_refuses_a_file_and_skips_what_is_not_a_finished_shard(tmp_p
     (tmp_path / ".part-00002.parquet").write_bytes(b"x")  # hidden
     (tmp_path / "notes.txt").write_bytes(b"x")
     (tmp_path / "dir.parquet").mkdir()
+    (tmp_path / "dir.parquet" / "part-00005.parquet").write_bytes(b"x")  # another directory's shard
     assert contract.list_shards(str(tmp_path)) == [str(tmp_path / "part-00000.parquet"),
                                                     str(tmp_path / "part-00001.parquet")]
     with pytest.raises(NotADirectoryError, match="not a directory"):

@@ -98,6 +98,7 @@ def test_resolve_takes_local_paths_and_uris(tmp_path, monkeypatch):
 def test_join_puts_exactly_one_slash_between_parts():
     assert storage.join("gs://bucket/runs/", "/clean/", "part-00000.parquet") == "gs://bucket/runs/clean/part-00000.parquet"
     assert storage.join("runs") == "runs"
+    assert storage.join("runs/X/", "/Xray") == "runs/X/Xray"  # only slashes are trimmed
     assert storage.join("/abs/dir", "f.json") == "/abs/dir/f.json"
 
 
