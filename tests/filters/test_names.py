@@ -301,3 +301,16 @@ def test_empty_lists_and_a_custom_surname_list():
     assert masker.mask("记者李晓峰在现场") == f"记者{NAME_MASK}在现场"
     only_ouyang = PersonNameMasker(surnames=["欧阳"], known_names=[])
     assert only_ouyang.find("记者欧阳晓东和李晓峰") == [(2, 6)]  # 李 is no surname of this list
+
+
+def test_a_chain_of_dotted_parts_is_one_name():
+    from filters.names import PersonNameMasker
+
+    assert PersonNameMasker._dotted_names("莱昂纳多·迪·卡普里奥") == [(0, 11)]
+    assert PersonNameMasker._dotted_names("阿·尔·法和伊·万") == [(0, 5), (6, 9)]
+
+
+@pytest.mark.parametrize("caption, name", [("记者王芳", "王芳"), ("合影的是记者王芳", "王芳"), ("主持人张三", "张三")])
+def test_a_name_that_ends_the_caption_is_found_by_the_pattern(caption, name):
+    masker = PersonNameMasker(known_names=[])
+    assert [caption[a:b] for a, b in masker.find(caption)] == [name]
