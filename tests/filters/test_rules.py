@@ -180,3 +180,8 @@ def test_the_masker_reuses_the_tokens_of_the_caption(monkeypatch):
 
     monkeypatch.setattr(names, "rjieba", NoSecondCut)
     assert rules.mask(caption) == "记者<人名>在灾区现场报道"
+
+
+def test_image_deduplication_is_off_by_default():
+    assert DropReason.DUPLICATE_IMAGE not in [rule.reason for rule in RuleSet().rules]
+    assert [rule.reason for rule in RuleSet(dedup_images=True).rules][-1] == DropReason.DUPLICATE_IMAGE

@@ -31,7 +31,7 @@ def test_a_list_in_another_encoding_names_the_file_the_line_and_the_byte():
     start = len("王\n李\n".encode("utf-8"))
     assert message.startswith("my/surnames.txt: not UTF-8 text (line 3, ")
     assert f"byte {start}:" in message
-    assert "save the list as UTF-8" in message
+    assert message.endswith("; save the list as UTF-8, one entry per line")
     assert isinstance(err.value.__cause__, UnicodeDecodeError)
     # a bad first line is line 1 (the count starts at 1, not at 0)
     with pytest.raises(WordListError, match=r"\(line 1, byte 0:"):
