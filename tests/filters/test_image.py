@@ -35,3 +35,23 @@ def test_check_image_config_changes_thresholds():
 def test_image_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         ImageConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_side": -1}, "min_side must be >= 0, got -1"),
+    ({"max_aspect_ratio": 0.99}, "max_aspect_ratio must be >= 1, got 0.99"),
+    ({"max_aspect_ratio": float("nan")}, "max_aspect_ratio must be >= 1, got nan"),
+])
+def test_image_config_errors_name_the_field_and_value(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        ImageConfig(**kwargs)
+
+
+def test_image_config_accepts_its_boundaries():
+    # min_side 0 keeps every image with a size; ratio 1 keeps only squares
+    config = ImageConfig(min_side=0, max_aspect_ratio=1.0)
+    assert check_image(1, 1, config) is None
+    assert check_image(0, 1, config) == "image_too_small"
+    assert check_image(2, 1, config) == "aspect_ratio"
+    assert check_image(450, 300, ImageConfig(max_aspect_ratio=1.5)) is None
+    assert check_image(451, 300, ImageConfig(max_aspect_ratio=1.5)) == "aspect_ratio"

@@ -116,3 +116,72 @@ def test_the_caption_is_normalised_once_and_segmented_once():
     rules = RuleSet(cut=cut)
     rules.judge(_pair(rules, caption=rules.caption("  小猫\u3000在睡觉 ")))
     assert calls == ["小猫 在睡觉"]
+
+
+def test_image_bounds_come_from_the_config():
+    from filters.image import ImageConfig
+
+    loose = RuleSet(image=ImageConfig(min_side=100, max_aspect_ratio=5.0))
+    # 150 px sides and a 4:1 ratio fail the paper's bounds and pass these
+    assert loose.judge(_pair(loose, width=150, height=150)).reason is None
+    assert loose.judge(_pair(loose, width=600, height=150)).reason is None
+    assert loose.judge(_pair(loose, width=100, height=150)).reason == "image_too_small"
+    assert loose.judge(_pair(loose, width=760, height=150)).reason == "aspect_ratio"
+
+
+def test_the_character_bound_and_the_frequency_bound_come_from_the_config():
+    rules = RuleSet(text=TextConfig(max_caption_chars=10, max_occurrences=2))
+    assert rules.judge_caption("一只可爱的小猫在睡觉").reason is None            # 10 characters
+    assert rules.judge_caption("一只可爱的小猫在睡觉了").reason == "text_length"  # 11
+    assert rules.judge_caption("一只可爱的小猫", occurrences=2).reason is None
+    assert rules.judge_caption("一只可爱的小猫", occurrences=3).reason == "frequent_caption"
+
+
+def test_a_caption_judged_alone_counts_as_seen_once():
+    rules = RuleSet(text=TextConfig(max_occurrences=1))
+    assert rules.judge_caption("一只可爱的小猫").reason is None
+
+
+def test_pairs_dropped_before_the_name_rule_keep_the_caption_unmasked(rules):
+    # Reject shards are internal and keep the normalised caption as the rules saw it; only pairs
+    # that reach the name rule are stored masked.
+    verdict = rules.judge_caption("  记者李晓峰  ", occurrences=11)
+    assert (verdict.reason, verdict.caption, verdict.names_masked) == ("frequent_caption", "记者李晓峰", False)
+    verdict = rules.judge_caption("记者李晓峰 " + "x" * 600)
+    assert verdict.reason == "text_length" and verdict.caption.startswith("记者李晓峰 ") and not verdict.names_masked
+
+
+def test_a_pair_dropped_after_masking_reports_the_mask(rules):
+    verdict = rules.judge_caption("刘德华代言网络赌博")
+    assert verdict.reason == "sensitive_word"
+    assert verdict.caption == "<人名>代言网络赌博" and verdict.names_masked is True
+    kept = rules.judge_caption("一只可爱的小猫")
+    assert (kept.reason, kept.caption, kept.names_masked) == (None, "一只可爱的小猫", False)
+
+
+def test_a_custom_matcher_replaces_the_default_lists():
+    rules = RuleSet(matcher=SensitiveWordMatcher(["榴莲"]))
+    assert rules.judge_caption("榴莲千层蛋糕").reason == "sensitive_word"
+    assert rules.judge_caption("一只猫，网络赌博").reason is None  # the default list is not in use
+
+
+def test_the_masker_reuses_the_tokens_of_the_caption(monkeypatch):
+    # The caption is segmented once (Caption.tokens); the masker must not segment it again.
+    from filters import names
+
+    rules = RuleSet()
+    caption = rules.caption("记者李晓峰在灾区现场报道")
+    caption.tokens  # segmented here, before the segmenter is taken away
+
+    class NoSecondCut:
+        @staticmethod
+        def cut(text, hmm=True):
+            raise AssertionError(f"segmented again: {text}")
+
+    monkeypatch.setattr(names, "rjieba", NoSecondCut)
+    assert rules.mask(caption) == "记者<人名>在灾区现场报道"
+
+
+def test_image_deduplication_is_off_by_default():
+    assert DropReason.DUPLICATE_IMAGE not in [rule.reason for rule in RuleSet().rules]
+    assert [rule.reason for rule in RuleSet(dedup_images=True).rules][-1] == DropReason.DUPLICATE_IMAGE

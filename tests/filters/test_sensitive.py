@@ -167,3 +167,35 @@ def test_a_word_list_that_is_not_utf8_names_the_file_and_line():
 
     with pytest.raises(WordListError, match=r"words\.txt: not UTF-8 text \(line 2"):
         decode_word_list("赌博\n".encode() + b"\xff\xfe\n", "words.txt")
+
+
+def test_extra_files_extend_the_default_allow_list_and_the_default_stays(tmp_path):
+    extra = tmp_path / "allow.txt"
+    extra.write_text("冰毒猫\n", encoding="utf-8")
+    assert SensitiveWordMatcher.default().find("一只冰毒猫") == ["冰毒"]
+    matcher = SensitiveWordMatcher.from_files(extra_allow=[str(extra)])
+    assert matcher.find("一只冰毒猫") == []                   # the user's phrase
+    assert matcher.find("暖色情调的客厅") == []               # the packaged allow-list still applies
+    assert matcher.find("冰毒麻将馆") == ["冰毒"]
+    assert SensitiveWordMatcher.from_files().find("暖色情调的客厅") == []
+
+
+def test_a_variant_counts_next_to_a_cue_unless_an_allowed_phrase_holds_it():
+    # Lists of our own, in none of the packaged ones: only these can give the answers below.
+    matcher = SensitiveWordMatcher(["赌博"], allow=["榴莲酥"], variants=["榴莲"], cues=["莲子"], contexts=[])
+    assert matcher.find("榴莲 莲子") == ["榴莲"]
+    assert matcher.find("莲子榴莲") == ["榴莲"]          # a cue right before the variant
+    assert matcher.find("榴莲酥 莲子") == []             # inside an allowed phrase
+    assert matcher.find("榴莲") == []                    # no cue
+    assert matcher.find("榴莲子") == []                  # a cue sharing a character is not elsewhere
+
+
+def test_entries_that_fold_to_nothing_are_dropped():
+    assert SensitiveWordMatcher(["赌博"], allow=["  ", "赌博机", "\u3000"]).allow == ["赌博机"]
+
+
+def test_misuse_is_refused_with_a_clear_message():
+    with pytest.raises(TypeError, match="^word lists are iterables of strings, not one string$"):
+        SensitiveWordMatcher("赌博")
+    with pytest.raises(ValueError, match="^SensitiveWordMatcher needs at least one word$"):
+        SensitiveWordMatcher(["  "])

@@ -9,6 +9,7 @@ from filters.text import (
     TextConfig,
     check_length,
     count_chinese_words,
+    has_han,
     is_frequent,
     is_meaningless_caption,
     normalise_caption,
@@ -104,3 +105,48 @@ def test_frequency_threshold(count, expected):
 def test_text_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         TextConfig(**kwargs)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("猫", True), ("iPhone 手机壳", True), ("〇", True), ("\U00020000", True),  # extension B
+    ("abc 123", False), ("😀！？", False), ("", False), ("ｱｲｳ", False),
+])
+def test_has_han(text, expected):
+    assert has_han(text) is expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_chinese_words": -1}, "min_chinese_words must be >= 0, got -1"),
+    ({"max_chinese_words": 2, "min_chinese_words": 3}, r"max_chinese_words \(2\) is below min_chinese_words \(3\)"),
+    ({"max_caption_chars": 0}, "max_caption_chars must be >= 1, got 0"),
+    ({"max_occurrences": 0}, "max_occurrences must be >= 1, got 0"),
+])
+def test_text_config_errors_name_the_field_and_value(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        TextConfig(**kwargs)
+
+
+def test_text_config_accepts_its_boundaries():
+    config = TextConfig(min_chinese_words=0, max_chinese_words=0, max_caption_chars=1, max_occurrences=1)
+    assert (config.min_chinese_words, config.max_caption_chars, config.max_occurrences) == (0, 1, 1)
+
+
+def test_the_character_bound_is_inclusive():
+    from filters.text import is_too_long
+
+    assert not is_too_long("猫" * 512) and is_too_long("猫" * 513)
+    assert check_length("猫" * 513) == "text_length"
+
+
+def test_check_length_uses_the_config_and_the_segmenter_given():
+    config = TextConfig(max_chinese_words=2)
+    assert check_length("红色 红色", config) is None
+    assert check_length("红色 红色 红色", config) == "text_length"
+    # a segmenter that cuts every character: four Chinese words
+    assert check_length("红色红色", config, cut=list) == "text_length"
+    assert check_length("红色红色", config) is None
+
+
+@pytest.mark.parametrize("caption", ["", "   ", "a" * 300, "https://" + "a" * 300, "x" * 201 + " 123"])
+def test_blank_captions_and_long_ascii_runs_are_meaningless(caption):
+    assert is_meaningless_caption(caption)

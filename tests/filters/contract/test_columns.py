@@ -28,3 +28,14 @@ def test_the_documented_import_path_reexports_the_contract():
 
     assert schema.RAW_SCHEMA is contract.RAW_SCHEMA and schema.CLEAN_SCHEMA is contract.CLEAN_SCHEMA
     assert schema.ShardWriter is contract.ShardWriter
+
+
+def test_a_schema_takes_each_column_from_its_one_definition_in_the_order_listed():
+    from filters.contract import columns
+
+    schema = columns._schema(("url", "key", "width"))
+    assert schema.names == ["url", "key", "width"]
+    assert not schema.field("key").nullable and schema.field("width").nullable
+    assert schema.field("width").type == pa.int32()
+    assert all(contract.RAW_SCHEMA.field(name).equals(contract.CLEAN_SCHEMA.field(name))
+               for name in contract.CLEAN_COLUMNS if name in contract.RAW_COLUMNS)

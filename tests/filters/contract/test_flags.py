@@ -213,7 +213,7 @@ def test_a_true_boolean_without_a_negative_is_a_type_error():
     class Bad:
         on: bool = dataclasses.field(default=True, metadata=flag("on"))
 
-    with pytest.raises(TypeError, match=r"Bad\.on: .*negative"):
+    with pytest.raises(TypeError, match=r"^Bad\.on: a flag that defaults to True needs flag\(negative='--no-\.\.\.'\)$"):
         add_flags(argparse.ArgumentParser(), Bad)
 
 
@@ -279,3 +279,39 @@ def test_config_values_reads_mappings_and_honours_exclude():
     values = config_values({"size": 9, "mode": "slow", "internal": 1, "unrelated": 2, "tags": ["t"]}, _Config,
                            exclude=("mode",))
     assert values == {"size": 9, "tags": ("t",)}
+
+
+def test_misspelt_names_are_named_with_the_argument_and_the_class():
+    with pytest.raises(TypeError, match=r"^only names fields that _Config does not have: \['rowz'\]$"):
+        add_flags(argparse.ArgumentParser(), _Config, only=("rowz",))
+    with pytest.raises(TypeError, match=r"^specs names fields that _Config does not have: \['b', 'z'\]$"):
+        add_flags(argparse.ArgumentParser(), _Config, specs={"z": Flag("z"), "b": Flag("b"), "size": Flag("s")})
+    with pytest.raises(TypeError, match=r"^specs names fields that _Config does not have: \['z'\]$"):
+        config_values({}, _Config, specs={"z": Flag("z")})
+
+
+def test_flag_passes_its_options_on():
+    # Built inside the test (not at import) so that flag() itself runs here.
+    @dataclasses.dataclass(frozen=True)
+    class Local:
+        level: str = dataclasses.field(default="low", metadata=flag("level", choices=("low", "high")))
+        size: int = dataclasses.field(default=1, metadata=flag("size", name="--px", metavar="PIXELS"))
+        on: bool = dataclasses.field(default=True, metadata=flag("on", negative="--off"))
+
+    spec = dataclasses.fields(Local)[1].metadata["cli_flag"]
+    assert spec == Flag("size", name="--px", metavar="PIXELS")
+    actions = _actions(_build(Local))
+    assert actions["level"].choices == ("low", "high")
+    assert actions["size"].option_strings == ["--px"] and actions["size"].metavar == "PIXELS"
+    assert actions["on"].option_strings == ["--off"]
+
+
+def test_the_metavar_is_the_upper_case_flag_name_without_its_dashes():
+    @dataclasses.dataclass(frozen=True)
+    class Jvm:
+        heap: str = dataclasses.field(default="1g", metadata=flag("heap", name="--Xmx"))
+        x_ray: int = dataclasses.field(default=0, metadata=flag("x"))
+
+    actions = _actions(_build(Jvm))
+    assert actions["heap"].metavar == "XMX"
+    assert actions["x_ray"].metavar == "X_RAY"
