@@ -81,6 +81,7 @@ CACHE_OUTPUT ?= runs/feature-cache
 TRAIN_ARGS ?=
 CACHE_ARGS ?=
 .PHONY: train train-cache bench-train bench-token-wise bench-methods
+BENCH_ARGS ?=
 
 train: ## LiT training on DATA into TRAIN_OUTPUT; NPROC>1 runs torchrun DDP (gloo on CPU); extra flags in TRAIN_ARGS
 ifeq ($(NPROC),1)
