@@ -79,6 +79,8 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
      ("tests/benchmarks/test_benchmarks_smoke.py::test_train_throughput_cli_writes_the_readme_fields",)),
     (r"^make bench-token-wise$",
      ("tests/benchmarks/test_benchmarks_smoke.py::test_token_wise_memory_cli_writes_the_readme_fields",)),
+    (r"^(make bench-methods\b|python -m benchmarks\.methods\b)",
+     ("tests/benchmarks/test_benchmarks_smoke.py::test_methods_cli_writes_the_table_fields",)),
 ]
 
 #: Modules whose first argument is a subcommand with its own --help.
