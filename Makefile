@@ -93,7 +93,8 @@ NPROC ?= 1
 CACHE_OUTPUT ?= runs/feature-cache
 TRAIN_ARGS ?=
 CACHE_ARGS ?=
-.PHONY: train train-cache bench-train bench-token-wise
+.PHONY: train train-cache bench-train bench-token-wise bench-methods
+METHODS_ARGS ?=
 
 train: ## LiT training on DATA into TRAIN_OUTPUT; NPROC>1 runs torchrun DDP (gloo on CPU); extra flags in TRAIN_ARGS
 ifeq ($(NPROC),1)
@@ -110,6 +111,9 @@ bench-train: ## LiT step samples/s, ViT-B/16 + BERT-base, with and without the f
 
 bench-token-wise: ## extra memory of the token-wise loss, naive vs chunked (benchmarks/token_wise_memory.py)
 	$(PY) -m benchmarks.token_wise_memory
+
+bench-methods: ## the training methods side by side on the demo's data (benchmarks/methods.py); extra flags in METHODS_ARGS
+	$(PY) -m benchmarks.methods --demo $(DEMO_OUTPUT) $(METHODS_ARGS)
 
 # --- eval targets ---
 # By default `make eval` scores runs/train on the clean shards it trained on (a fit check); point

@@ -94,6 +94,8 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
      ("tests/benchmarks/test_benchmarks_smoke.py::test_token_wise_memory_cli_writes_the_readme_fields",)),
     (r"^(make bench-filter-scale\b|python -m benchmarks\.filter_scale\b)",
      ("tests/benchmarks/test_filter_scale.py::test_cli_times_the_filter_with_beam_flags_and_reports_each_worker",)),
+    (r"^(make bench-methods\b|python -m benchmarks\.methods\b)",
+     ("tests/benchmarks/test_benchmarks_smoke.py::test_methods_cli_writes_the_table_fields",)),
 ]
 
 #: Modules whose first argument is a subcommand with its own --help.

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.ranking import RankingHead
+
 SIMILARITIES = ("global", "token_wise")
 
 
@@ -50,6 +52,8 @@ class LiTConfig:
     token_reducer_tokens: int = 0  # 0: off; else the TokenLearner-style reducer's output tokens
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0  # 1/temperature is clamped to at most this (CLIP)
+    logit_bias: float | None = None  # initial value of a learned logit bias (SigLIP: -10); None: no bias
+    ranking_layers: int = 0  # blocks of R2D2's cross-encoder ranking head; 0: no head
     grad_checkpointing: bool = False  # of the text tower
 
     def __post_init__(self) -> None:
@@ -76,6 +80,8 @@ class LiTConfig:
             raise ValueError(f"max_logit_scale must be at least 1, got {self.max_logit_scale}")
         if self.token_reducer_tokens and self.similarity != "token_wise":
             raise ValueError("the token reducer serves token-wise similarity; set similarity='token_wise'")
+        if self.ranking_layers < 0:
+            raise ValueError(f"ranking_layers must be >= 0, got {self.ranking_layers}")
         if self.image_size is not None and self.image_size < 16:
             raise ValueError(f"image_size must be at least 16, got {self.image_size}")
 
@@ -236,6 +242,11 @@ class LiTModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
         nn.init.normal_(self.image_proj.weight, std=width ** -0.5)
         nn.init.normal_(self.text_proj.weight, std=self.text_tower.config.hidden_size ** -0.5)
+        # Built after everything above, so that a model without them starts from the same weights.
+        self.logit_bias = nn.Parameter(torch.tensor(float(config.logit_bias))) if config.logit_bias is not None else None
+        self.ranking_head = (RankingHead(self.text_tower.config.hidden_size, width, config.ranking_layers,
+                                         heads=self.text_tower.config.num_attention_heads)
+                             if config.ranking_layers else None)
 
     @property
     def image_width(self) -> int:
@@ -250,13 +261,35 @@ class LiTModel(nn.Module):
         """1/temperature, clamped to [1, max_logit_scale]."""
         return self.logit_scale.clamp(0.0, math.log(self.config.max_logit_scale)).exp()
 
+    def logit_parameters(self) -> torch.Tensor:
+        """The scale, or [scale, bias] stacked for a model with a logit bias (SigLIP)."""
+        if self.logit_bias is None:
+            return self.scale()
+        return torch.stack([self.scale(), self.logit_bias])
+
     def forward(self, pooled: torch.Tensor, tokens: torch.Tensor | None, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                attention_mask: torch.Tensor, with_hidden: bool = False) -> tuple:
         """The trainable part, from the locked tower's outputs (or a feature cache) and the tokens:
-        (image embedding, text embedding, text mask or None, scale). The trainer calls this through
-        DDP, which needs one forward() to synchronise gradients."""
+        (image embedding, text embedding, text mask or None, `logit_parameters()`), and with
+        `with_hidden` the text tower's last hidden states (global similarity) for the ranking head.
+        The text rows may outnumber the image rows (extra texts, such as masked copies). The trainer
+        calls this through DDP, which needs one forward() to synchronise gradients."""
+        if with_hidden:
+            if self.similarity != "global":
+                raise ValueError("with_hidden serves global similarity")
+            hidden = self.text_hidden(input_ids, attention_mask)
+            text = F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
+            return self.image_embedding(pooled, tokens), text, None, self.logit_parameters(), hidden
         text, mask = self.text_embedding(input_ids, attention_mask)
-        return self.image_embedding(pooled, tokens), text, mask, self.scale()
+        return self.image_embedding(pooled, tokens), text, mask, self.logit_parameters()
+
+    def match_probability(self, image_tokens: torch.Tensor, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor) -> torch.Tensor:
+        """The ranking head's match probability of each (locked tower tokens [B, T, C], text) pair."""
+        if self.ranking_head is None:
+            raise ValueError("this model has no ranking head (train with --ranking-head)")
+        hidden = self.text_hidden(input_ids, attention_mask)
+        return self.ranking_head.match_probability(image_tokens, hidden, attention_mask)
 
     # ---- image side -------------------------------------------------------------------------
 

@@ -86,6 +86,8 @@ class ChineseTokenizer:
         self.pad_token_id = int(self._tok.pad_token_id)
         self.cls_token_id = int(self._tok.cls_token_id)
         self.sep_token_id = int(self._tok.sep_token_id)
+        # [MASK] (103 in the Chinese BERT vocabulary); None for a vocabulary without one
+        self.mask_token_id = int(self._tok.mask_token_id) if self._tok.mask_token_id is not None else None
         self.name_mask_id = self._reserve_name_mask()
 
     def _reserve_name_mask(self) -> int | None:

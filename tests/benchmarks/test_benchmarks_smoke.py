@@ -74,3 +74,27 @@ def test_token_wise_memory_cli_writes_the_readme_fields(tmp_path, monkeypatch):
     for row in result["results"]:  # its columns: extra memory, time, loss
         assert {"extra_gib", "extra_bytes", "seconds", "loss"} <= set(row) and row["extra_bytes"] >= 0
     assert result["same_loss"] is True  # chunked and naive agree
+
+
+@pytest.mark.e2e
+def test_methods_cli_writes_the_table_fields(tmp_path):
+    from benchmarks import methods
+    from tests.support.training import clean_records, write_clean_shards
+
+    records = clean_records(120, seed=3, size=96)
+    demo = tmp_path / "demo"
+    write_clean_shards(str(demo / "split" / "train"), records[:-16], rows_per_shard=40, row_group_size=8)
+    write_clean_shards(str(demo / "split" / "test"), records[-16:], rows_per_shard=40, row_group_size=8)
+    (demo / "split" / "split.json").write_text("{}")
+    out = tmp_path / "bench"
+    argv = ["--demo", str(demo), "--output", str(out), "--steps", "2", "--global-batch", "8", "--warmup-steps", "1",
+            "--queue-size", "16", "--rerank-top-k", "4", "--rows", "siglip", "ranking-distill-rerank"]
+    assert methods.main(argv) == 0
+    report = json.loads((out / "methods.json").read_text(encoding="utf-8"))
+    assert [r["row"] for r in report["rows"]] == ["siglip", "ranking-distill-rerank"]
+    assert report["test_images"] == 16 and report["config"]["steps"] == 2
+    for row in report["rows"]:
+        assert 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 and row["samples_per_s"] > 0
+        assert row["peak_rss_mib"] > 100  # a torch process
+    assert report["rows"][1]["pairs_scored"] == 2 * 16 * 4
+    assert "| ranking-distill-rerank |" in methods.markdown(report)

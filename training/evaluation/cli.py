@@ -59,9 +59,15 @@ def format_table(result: dict) -> str:
         details.append(f"ensemble {result['ensemble']} over {result['n_templates']} templates")
     if result.get("skipped"):
         details.append(f"{result['skipped']} skipped: they do not decode")
-    lines = [f"{head} ({'; '.join(details)})", f"{'metric':<10}{'value':>9}{'chance':>9}"]
+    reranked = result.get("reranked")
+    lines = [f"{head} ({'; '.join(details)})",
+             f"{'metric':<10}{'value':>9}{'chance':>9}" + (f"{'re-ranked':>11}" if reranked else "")]
     for name, value in metrics.items():
-        lines.append(f"{name:<10}{value:>9.2f}{chance.get(name, float('nan')):>9.2f}")
+        extra = f"{reranked['metrics'][name]:>11.2f}" if reranked else ""
+        lines.append(f"{name:<10}{value:>9.2f}{chance.get(name, float('nan')):>9.2f}{extra}")
+    if reranked:
+        lines.append(f"re-ranked the top {reranked['top_k']}: {reranked['pairs_scored']} cross-encoder pairs "
+                     f"in {reranked['seconds']:.1f}s")
     return "\n".join(lines)
 
 
@@ -255,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "annotations JSON; --images = its image folder), shards (DATA = clean Parquet shards). "
                     "Embeddings are cached beside the checkpoint (eval-cache/).")
     _common(retrieval)
-    _run_flags(retrieval, RetrievalConfig, only=("image_batch_size", "num_workers"))
+    _run_flags(retrieval, RetrievalConfig, only=("image_batch_size", "num_workers", "rerank_top_k"))
     retrieval.add_argument("--max-images", type=int, help="aic-icc and shards layouts: the first N images")
     retrieval.add_argument("--layout", required=True, choices=LAYOUTS, help="how the data set is stored")
     retrieval.add_argument("--data", required=True, help="the data set's file or folder (see the layouts above)")

@@ -409,10 +409,13 @@ class RetrievalConfig:
     text_chunk: int = 8192  # text columns scored at once (global)
     token_image_chunk: int = 128  # the same for token-wise scoring, whose blocks cost T x L more
     token_text_chunk: int = 1024
+    rerank_top_k: int = field(default=0, metadata=flag(
+        "re-rank each query's top K with the checkpoint's ranking head (R2D2: 64 to 128); 0: off"))
+    rerank_batch_size: int = 256  # (image, text) pairs per ranking-head forward
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
-            if value < (0 if name == "num_workers" else 1):
+            if value < (0 if name in ("num_workers", "rerank_top_k") else 1):
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
@@ -447,6 +450,9 @@ def evaluate_retrieval(loaded, dataset: RetrievalSet, directions: Sequence[str] 
     result = streaming_retrieval(scorer, len(dataset.gallery), len(dataset.texts), dataset.image_of_text,
                                  directions, RECALL_KS, chunks[0], chunks[1],
                                  lambda done, total: scoring_log("scoring blocks", done, total))
+    reranked = None
+    if config.rerank_top_k:
+        reranked = rerank_with_head(loaded, dataset, directions, config, image_features, text_features)
     return {
         "task": "retrieval",
         "dataset": dataset.name,
@@ -458,5 +464,29 @@ def evaluate_retrieval(loaded, dataset: RetrievalSet, directions: Sequence[str] 
         "metrics": result.metrics,
         "chance": retrieval_chance(len(dataset.gallery), dataset.image_of_text, directions, RECALL_KS),
         "tie_rule": TIE_RULE,
+        **({"reranked": reranked} if reranked is not None else {}),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def rerank_with_head(loaded, dataset: RetrievalSet, directions: Sequence[str], config: RetrievalConfig,
+                     image_features, text_features) -> dict:
+    """R2D2's re-ranking of the dual encoder's top-k (`training.evaluation.rerank`)."""
+    from training.evaluation.rerank import gallery_tower_tokens, rerank_retrieval  # noqa: PLC0415
+
+    model, device = loaded.model, loaded.device
+    if model.ranking_head is None or model.similarity != "global":
+        raise ValueError("--rerank-top-k needs a global-similarity checkpoint trained with --ranking-head")
+    started = time.perf_counter()
+    log(f"re-ranking the top {config.rerank_top_k} with the ranking head")
+    image_tokens = gallery_tower_tokens(model, loaded.transform, dataset.gallery, device, config.image_batch_size,
+                                        config.num_workers)
+    input_ids, attention_mask = loaded.tokenizer(list(dataset.texts))
+    similarity = _to_tensor(image_features, torch.device("cpu")) @ _to_tensor(text_features, torch.device("cpu")).T
+    with torch.no_grad():
+        result = rerank_retrieval(model.match_probability, similarity, image_tokens, input_ids, attention_mask,
+                                  dataset.image_of_text, directions, config.rerank_top_k, device,
+                                  config.rerank_batch_size)
+    # The extra cost of re-ranking: the tower's tokens of the gallery and the cross-encoder's pairs.
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result

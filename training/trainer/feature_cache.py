@@ -103,9 +103,10 @@ def check_cache_matches(cache_meta: dict, model: LiTModel) -> None:
                       ("tower_fingerprint", tower_fingerprint(model.image_tower))):
         if cache_meta.get(key) != want:
             raise DataError(f"the feature cache was made with {key}={cache_meta.get(key)!r}, the model has {want!r}")
-    if config.similarity == "token_wise":
+    if config.similarity == "token_wise" or model.ranking_head is not None:
         if not cache_meta.get("tokens"):
-            raise DataError("token-wise training needs a cache with tokens (cache_features --token-pool N)")
+            raise DataError("token-wise training and the ranking head need a cache with tokens "
+                            "(cache_features --token-pool N)")
         if cache_meta.get("image_token_pool") != config.image_token_pool:
             raise DataError(f"the cache pooled tokens to {cache_meta.get('image_token_pool')}, the model expects "
                             f"--image-token-pool {config.image_token_pool}")

@@ -21,7 +21,6 @@ import torch
 
 from filters import contract
 from training.api import load_checkpoint
-from training.loss import ContrastiveLoss
 from training.model import LiTConfig, LiTModel, check_timm_name
 from training.tokenizer import ChineseTokenizer, TokenizerError, load_tokenizer
 from training.trainer import checkpoint as ckpt
@@ -34,6 +33,7 @@ from training.trainer.feature_cache import (
     count_cache_rows,
     read_cache_meta,
 )
+from training.trainer.methods import build_method
 from training.trainer.optim import OptimConfig, build_optimizer, build_scheduler
 from training.trainer.params import TrainConfig, build_parser, configs_from_args
 from training.trainer.train import TrainState, train
@@ -83,7 +83,7 @@ def build_stream(state: TrainState, batch_size: int) -> PairStream:
     if config.cache:
         meta = read_cache_meta(config.cache)
         check_cache_matches(meta, model)
-        decoder = CacheDecoder(meta, with_tokens=model.similarity == "token_wise")
+        decoder = CacheDecoder(meta, with_tokens=model.similarity == "token_wise" or model.ranking_head is not None)
         shards, schema = scan_shards(config.cache, CACHE_SCHEMA, decoder.columns), CACHE_SCHEMA
     else:
         transform = image_transform(model.image_tower, training=config.auto_augment is not None,
@@ -156,6 +156,7 @@ def prepare(config: TrainConfig, model_config: LiTConfig, optim_config: OptimCon
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = LiTModel(model_config).to(device)
     model.train()
+    method = build_method(model, config.method, config.seed, tokenizer.mask_token_id, dist.rank, dist.world_size)
     optimizer = build_optimizer(model, optim_config)
     resume = resume_checkpoint(config)
     steps = total_steps(config, rows)
@@ -163,7 +164,7 @@ def prepare(config: TrainConfig, model_config: LiTConfig, optim_config: OptimCon
         config=config, model_config=model_config, dist=dist, device=device, autocast=autocast, tokenizer=tokenizer,
         model=model, train_model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, optim_config, steps),
         scaler=torch.amp.GradScaler("cuda") if config.precision == "fp16" else None,
-        loss_fn=ContrastiveLoss(model_config.similarity, dist.rank, dist.world_size),
+        method=method,
         tracker=StreamTracker(config.workers), total_steps=steps)
     if resume is not None:
         state.load_checkpoint(resume)

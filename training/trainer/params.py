@@ -10,12 +10,77 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 from filters.contract.flags import Flag, add_flags, config_values, flag
 from training.model import SIMILARITIES, LiTConfig
+from training.momentum import DEFAULT_MOMENTUM, DEFAULT_QUEUE_SIZE
+from training.sigmoid_loss import INIT_BIAS, INIT_LOG_SCALE
 from training.trainer.optim import OptimConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: clip: symmetric InfoNCE (Wukong); siglip: pairwise sigmoid (SigLIP); moco: BriVL's momentum queues.
+LOSSES = ("clip", "siglip", "moco")
+#: R2D2's two-way distillation: target-guided (EMA teacher, queues, soft targets), feature-guided
+#: (masked-text features regress to the teacher's), or both.
+DISTILLATIONS = ("none", "target", "feature", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """Which training method: the loss, R2D2's ranking head and distillation (docs/train.md, "Methods")."""
+
+    loss: str = dataclasses.field(default="clip", metadata=flag(
+        "clip (InfoNCE), siglip (pairwise sigmoid, ring exchange over ranks) or moco (BriVL's momentum queues)",
+        choices=LOSSES))
+    queue_size: int = dataclasses.field(default=DEFAULT_QUEUE_SIZE, metadata=flag(
+        "keys per modality in the queues of moco and of the distillation teacher (a multiple of --global-batch)"))
+    momentum: float = dataclasses.field(default=DEFAULT_MOMENTUM, metadata=flag(
+        "EMA momentum of the momentum encoders (moco) and of the distillation teacher"))
+    ranking_head: bool = dataclasses.field(default=False, metadata=flag(
+        "train R2D2's cross-encoder ranking head with the dual encoder (hard negatives, 1:2 weighted loss)"))
+    ranking_layers: int = dataclasses.field(default=2, metadata=flag(
+        "cross-attention blocks of the ranking head (R2D2: 6)"))
+    distill: str = dataclasses.field(default="none", metadata=flag(
+        "R2D2's distillation from an EMA teacher: target (soft targets over the teacher's queues), feature "
+        "(masked-text features regress to the teacher's), both, or none", choices=DISTILLATIONS))
+    hard_negative_temperature: float = 1.0  # softmax(similarity / T) draws the ranking head's negatives
+    distill_alpha: float = 0.4  # the teacher's share of the soft targets (ALBEF's value; R2D2 gives none)
+    mask_rate: float = 0.15  # share of caption tokens the feature-distilled student sees as [MASK] (BERT's)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.distill not in DISTILLATIONS:
+            raise ValueError(f"distill must be one of {DISTILLATIONS}, got {self.distill!r}")
+        if self.queue_size <= 0 or not 0.0 <= self.momentum < 1.0:
+            raise ValueError("queue_size must be positive and momentum in [0, 1)")
+        if self.ranking_layers <= 0:
+            raise ValueError("ranking_layers must be positive")
+        if self.loss != "clip" and (self.ranking_head or self.distill != "none"):
+            raise ValueError("--ranking-head and --distill build on R2D2's pre-ranking, the clip loss")
+        if self.hard_negative_temperature <= 0 or not 0.0 <= self.distill_alpha <= 1.0 or not 0.0 < self.mask_rate < 1.0:
+            raise ValueError("hard_negative_temperature > 0, distill_alpha in [0, 1], mask_rate in (0, 1)")
+
+    @property
+    def is_default(self) -> bool:
+        """Wukong's method: InfoNCE, no ranking head, no distillation."""
+        return self.loss == "clip" and not self.ranking_head and self.distill == "none"
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.loss == "moco" or self.distill != "none"
+
+    def model_config(self, model: LiTConfig) -> LiTConfig:
+        """The model this method trains: SigLIP's temperature and bias, the ranking head."""
+        if not self.is_default and model.similarity != "global":
+            raise ValueError("--loss siglip/moco, --ranking-head and --distill need --similarity global")
+        changes: dict = {}
+        if self.loss == "siglip":
+            changes.update(init_temperature=math.exp(-INIT_LOG_SCALE), logit_bias=INIT_BIAS)
+        if self.ranking_head:
+            changes.update(ranking_layers=self.ranking_layers)
+        return dataclasses.replace(model, **changes) if changes else model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +123,8 @@ class TrainConfig:
         "class-name file for zero-shot validation"))
     val_every: int = dataclasses.field(default=0, metadata=flag(
         "validate every N steps (0: never); keeps best.pt"))
+    method: MethodConfig = MethodConfig()  # its flags: the "method" group
+
 
     def __post_init__(self) -> None:
         if not self.data and not self.cache:
@@ -76,6 +143,11 @@ class TrainConfig:
             raise ValueError("stop_at must be positive")
         if self.val_every and not (self.val_dir and self.val_classnames):
             raise ValueError("--val-every needs --val-dir and --val-classnames")
+        if self.accum_freq > 1 and (self.method.uses_teacher or self.method.ranking_head):
+            raise ValueError("--accum-freq > 1 serves --loss clip and siglip without --ranking-head or --distill")
+        if self.method.uses_teacher and self.method.queue_size % self.global_batch:
+            raise ValueError(f"--queue-size {self.method.queue_size} is not a multiple of --global-batch "
+                             f"{self.global_batch} (whole global batches are enqueued)")
 
     def micro_batch(self, world_size: int) -> int:
         """Rows per micro-batch and rank; the global batch must split evenly."""
@@ -129,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     add_flags(g, TrainConfig, only=_OPTIMISATION_FIELDS)
     add_flags(g, OptimConfig)
+    g = p.add_argument_group("method (docs/train.md, \"Methods\")")
+    add_flags(g, MethodConfig)
     g = p.add_argument_group("logging, checkpoints, validation")
     add_flags(g, TrainConfig, only=_LOGGING_FIELDS)
     return p
@@ -155,4 +229,6 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, LiTConfig,
     train_values = config_values(args, TrainConfig)
     if args.no_augment:
         train_values["auto_augment"] = None
-    return TrainConfig(**train_values), model_config_from_args(args), OptimConfig(**optim_values)
+    method = MethodConfig(**config_values(args, MethodConfig))
+    model = method.model_config(model_config_from_args(args))
+    return TrainConfig(**train_values, method=method), model, OptimConfig(**optim_values)

@@ -55,7 +55,11 @@ def _restore_rng(state, device: torch.device) -> None:
 
 
 def _accuracy(logits_i2t: torch.Tensor, rank: int) -> torch.Tensor:
-    labels = torch.arange(logits_i2t.shape[0], device=logits_i2t.device) + rank * logits_i2t.shape[0]
+    """Image->text top-1 of the rank's rows: against every rank's texts, or (the sigmoid loss,
+    which never gathers them) against its own."""
+    rows = logits_i2t.shape[0]
+    offset = rank * rows if logits_i2t.shape[1] != rows else 0
+    labels = torch.arange(rows, device=logits_i2t.device) + offset
     return (logits_i2t.argmax(dim=1) == labels).float().mean()
 
 

@@ -24,14 +24,14 @@ import torch
 from torch import nn
 
 from filters import contract
-from training.loss import ContrastiveLoss
 from training.model import LiTConfig, LiTModel
 from training.tokenizer import ChineseTokenizer
 from training.trainer import checkpoint as ckpt
 from training.trainer import distributed as dist_utils
 from training.trainer.data import PairStream, StreamTracker, make_loader
+from training.trainer.methods import Method
 from training.trainer.params import TrainConfig
-from training.trainer.step import MicroBatch, StepResult, contrastive_backward
+from training.trainer.step import MicroBatch, StepResult
 from training.transforms import image_transform
 
 
@@ -51,7 +51,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler | None  # fp16 only
-    loss_fn: ContrastiveLoss
+    method: Method  # the loss, and what it keeps beside the model (teachers, queues)
     tracker: StreamTracker  # this rank's data position, from the batches consumed
     total_steps: int
     step: int = 0  # optimiser steps done
@@ -64,7 +64,7 @@ class TrainState:
 
     def checkpoint(self, data_states: list[dict]) -> dict:
         """The checkpoint dict, with every rank's data position (`data_states`, in rank order)."""
-        return {
+        state = {
             "model": self.model.state_dict(), "model_config": self.model_config.to_dict(),
             "train_config": dataclasses.asdict(self.config), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -72,6 +72,10 @@ class TrainState:
             "step": self.step, "data": data_states, "best_top1": self.best_top1, "tokenizer": self.tokenizer.source,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
         }
+        method = self.method.state_dict()
+        if method is not None:  # teachers and queues (moco, distillation)
+            state["method"] = method
+        return state
 
     def load_checkpoint(self, state: dict) -> None:
         """Continue from a checkpoint dict (the model, optimiser, schedule, scaler and data position)."""
@@ -80,6 +84,11 @@ class TrainState:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if state.get("method") is not None:
+            self.method.load_state_dict(state["method"])
+        elif self.method.state_dict() is not None:
+            raise ValueError("the checkpoint holds no teacher or queues, which this method needs: was it trained "
+                             "with another --loss or --distill?")
         self.step, self.best_top1 = state["step"], state.get("best_top1")
         self.tracker = StreamTracker.from_state_dict(state["data"][self.dist.rank], self.config.workers)
 
@@ -115,7 +124,8 @@ def to_micro_batch(batch: dict, model: LiTModel, device: torch.device, autocast)
     else:
         pooled = batch["pooled"].to(device)
         tokens = batch["tokens"].to(device) if "tokens" in batch else None
-    if model.similarity == "global":
+    # The ranking head reads the patch tokens, and gathers text states over ranks at full length.
+    if model.similarity == "global" and model.ranking_head is None:
         tokens = None  # not needed: spare the memory
         ids, mask = trim_padding(ids, mask)
     return MicroBatch(pooled, tokens, ids, mask)
@@ -192,7 +202,7 @@ def train_step(state: TrainState, batches: Iterator[dict]) -> tuple[StepResult, 
         state.tracker.update(batch["meta"])
         micro_batches.append(to_micro_batch(batch, state.model, state.device, state.autocast))
     state.optimizer.zero_grad(set_to_none=True)
-    result = contrastive_backward(state.train_model, state.loss_fn, micro_batches, state.autocast, state.scaler)
+    result = state.method.backward(state.train_model, micro_batches, state.autocast, state.scaler, state.step)
     lr = state.optimizer.param_groups[0]["lr"]
     if state.scaler is not None:
         state.scaler.step(state.optimizer)
@@ -200,6 +210,7 @@ def train_step(state: TrainState, batches: Iterator[dict]) -> tuple[StepResult, 
     else:
         state.optimizer.step()
     state.scheduler.step()
+    state.method.after_step(state.model)
     state.step += 1
     return result, lr
 

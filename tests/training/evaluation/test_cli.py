@@ -216,3 +216,28 @@ def test_prompts_command_and_help(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for command in ("zeroshot", "retrieval", "alignment", "prompts"):
         assert command in help_text
+
+
+@pytest.mark.e2e
+def test_retrieval_rerank_reports_both_metrics_and_the_cost(tmp_path, clean_dir, checkpoints, capsys):
+    """--rerank-top-k with a ranking-head checkpoint (an untrained head: this checks the plumbing;
+    tests/training/evaluation/test_rerank.py checks the re-ranking itself)."""
+    from tests.support.training import tiny_model
+    from training.trainer import checkpoint as ckpt
+
+    model = tiny_model(ranking_layers=1)
+    path = ckpt.save({"model": model.state_dict(), "model_config": model.config.to_dict(), "step": 0},
+                     str(tmp_path / "head.pt"))
+    out = tmp_path / "reranked.json"
+    rc = main(["retrieval", "--checkpoint", path, "--layout", "shards", "--data", clean_dir, "--max-images", "12",
+               "--rerank-top-k", "3", "--workers", "0", "--no-cache", "--device", "cpu", "--output", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    reranked = result["reranked"]
+    assert reranked["top_k"] == 3 and reranked["pairs_scored"] == 2 * 3 * result["n_images"]
+    assert reranked["metrics"].keys() == result["metrics"].keys() and reranked["seconds"] > 0
+    assert "re-ranked the top 3" in capsys.readouterr().out
+    # a checkpoint without a head: a clear error
+    assert main(["retrieval", "--checkpoint", checkpoints["global"], "--layout", "shards", "--data", clean_dir,
+                 "--max-images", "12", "--rerank-top-k", "3", "--workers", "0", "--no-cache"]) == 2
+    assert "--ranking-head" in capsys.readouterr().err

@@ -62,3 +62,27 @@ def test_bad_combinations_are_value_errors():
         _configs("--val-every", "2")
     with pytest.raises(ValueError, match="--data .* or --cache"):
         configs_from_args(build_parser().parse_args(["--output", "o"]))
+
+
+def test_the_method_flags_reach_the_method_config_and_shape_the_model():
+    from training.trainer.params import MethodConfig
+
+    train, model, _ = _configs("--loss", "moco", "--queue-size", "4096", "--momentum", "0.9")
+    assert train.method == MethodConfig(loss="moco", queue_size=4096, momentum=0.9) and model == LiTConfig()
+    train, model, _ = _configs("--ranking-head", "--ranking-layers", "6", "--distill", "both", "--global-batch", "64")
+    assert train.method == MethodConfig(ranking_head=True, ranking_layers=6, distill="both")
+    assert model.ranking_layers == 6
+    _, siglip, _ = _configs("--loss", "siglip")
+    assert siglip.logit_bias == -10.0 and siglip.init_temperature == pytest.approx(0.1)  # SigLIP: t' = log 10, b = -10
+    assert _configs()[0].method == MethodConfig() and _configs()[1].ranking_layers == 0
+
+
+def test_bad_method_combinations_are_value_errors():
+    with pytest.raises(ValueError, match="pre-ranking"):
+        _configs("--loss", "siglip", "--ranking-head")
+    with pytest.raises(ValueError, match="--similarity global"):
+        _configs("--loss", "moco", "--similarity", "token_wise")
+    with pytest.raises(ValueError, match="multiple of --global-batch"):
+        _configs("--loss", "moco", "--queue-size", "100", "--global-batch", "64")
+    with pytest.raises(ValueError, match="--accum-freq"):
+        _configs("--distill", "target", "--accum-freq", "2", "--global-batch", "64", "--queue-size", "128")

@@ -141,6 +141,45 @@ def _validation_inputs(tmp_path) -> tuple[str, str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("method", [("--loss", "moco"), ("--ranking-head", "--distill", "target")],
+                         ids=["moco", "distill-target"])
+def test_a_teacher_and_its_queues_resume_bit_for_bit(tmp_path, clean_dir, method):
+    """4 steps == 2 + resume + 2 with the momentum copy and the queues in the checkpoint."""
+    common = ["--steps", "4", "--workers", "1", "--precision", "bf16", "--save-every", "100", "--text-dropout", "0.1",
+              "--queue-size", "48", *method]
+    assert _run(clean_dir, tmp_path / "straight", *common) == 0
+    assert _run(clean_dir, tmp_path / "split", *common, "--stop-at", "2") == 0
+    halfway = load_checkpoint(ckpt.step_path(str(tmp_path / "split"), 2))
+    assert int(halfway["method"]["teacher"]["text_queue.pointer"]) == 32  # 2 steps x global batch 16
+    assert _run(clean_dir, tmp_path / "split", *common, "--resume", "latest") == 0
+    a = load_checkpoint(ckpt.step_path(str(tmp_path / "straight"), 4))
+    b = load_checkpoint(ckpt.step_path(str(tmp_path / "split"), 4))
+    for part in ("model", "method"):
+        flat_a = a[part] if part == "model" else a[part]["teacher"]
+        flat_b = b[part] if part == "model" else b[part]["teacher"]
+        assert flat_a.keys() == flat_b.keys()
+        for key, value in flat_a.items():
+            assert torch.equal(value, flat_b[key]), (part, key)
+    # the teacher moved away from the student, and the queue wrapped around (4 x 16 keys in 48 places)
+    assert int(a["method"]["teacher"]["text_queue.pointer"]) == 16
+    assert not torch.equal(a["method"]["teacher"]["copy.copies.text_proj.weight"], a["model"]["text_proj.weight"])
+
+
+def test_the_default_method_keeps_no_extra_state_and_the_clip_model_is_unchanged():
+    """--loss clip without a ranking head: no 'method' key, and the same weights as before any method
+    existed (extra parameters are built after all others)."""
+    from training.trainer.methods import build_method
+    from training.trainer.params import MethodConfig
+
+    plain, with_extras = tiny_model(), tiny_model(logit_bias=-10.0, ranking_layers=1)
+    assert build_method(plain, MethodConfig()).state_dict() is None
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, with_extras.state_dict()[key]), key
+    assert set(with_extras.state_dict()) - set(plain.state_dict()) == {
+        k for k in with_extras.state_dict() if k == "logit_bias" or k.startswith("ranking_head.")}
+
+
+@pytest.mark.e2e
 def test_validation_keeps_the_best_checkpoint(tmp_path, clean_dir, monkeypatch):
     import sys
     import types
