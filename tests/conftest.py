@@ -2,7 +2,6 @@
 
 import os
 
-
 from tests.support.ci_skips import pytest_runtest_makereport  # noqa: F401  (the hook, registered here)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
