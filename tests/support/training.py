@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from filters import contract
 from pipelines.synthetic import generate_pairs
@@ -61,3 +63,20 @@ def write_clean_shards(directory: str, records: list[dict], rows_per_shard: int,
             writer.write_records(records[start:start + rows_per_shard])
         paths.append(path)
     return paths
+
+
+def _gloo_rank(rank: int, compute, world: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'init')}", rank=rank,
+                            world_size=world)
+    try:
+        torch.save(compute(rank, world), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_on_gloo_ranks(compute, out_dir, world: int = 2) -> list:
+    """`compute(rank, world)` in `world` spawned processes of one gloo group; each rank's result.
+    `compute` must be a module-level function (spawn pickles it by name)."""
+    mp.spawn(_gloo_rank, args=(compute, world, str(out_dir)), nprocs=world, join=True)
+    return [torch.load(os.path.join(str(out_dir), f"rank{r}.pt")) for r in range(world)]

@@ -6,15 +6,13 @@ DDP's averaged gradients the single-process gradients. Both ranks run every case
 (starting processes is the slow part).
 """
 
-import os
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from tests.support.training import gradients, random_inputs, rows, tiny_model
+from tests.support.training import gradients, random_inputs, rows, run_on_gloo_ranks, tiny_model
 from training.loss import ContrastiveLoss
 from training.trainer.distributed import wrap_ddp
 from training.trainer.step import contrastive_backward
@@ -49,22 +47,15 @@ def _plain_gather_case(rank: int, world: int) -> dict:
     return {"loss": loss.detach(), "grads": gradients(model)}
 
 
-def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        results = {case: _ddp_case(rank, world, *case) for case in CASES}
-        results["plain_gather"] = _plain_gather_case(rank, world)
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _rank_results(rank: int, world: int) -> dict:
+    results = {case: _ddp_case(rank, world, *case) for case in CASES}
+    results["plain_gather"] = _plain_gather_case(rank, world)
+    return results
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_rank_main, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    return run_on_gloo_ranks(_rank_results, tmp_path_factory.mktemp("ddp"))
 
 
 def _single_process(similarity):

@@ -2,15 +2,12 @@
 process and against one process on the whole batch under 2 gloo ranks; teachers and queues."""
 
 import math
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from tests.support.training import gradients, random_inputs, rows, tiny_model
+from tests.support.training import gradients, random_inputs, rows, run_on_gloo_ranks, tiny_model
 from training.ranking import CLASS_WEIGHTS, sample_hard_negatives
 from training.sigmoid_loss import INIT_BIAS
 from training.trainer.distributed import wrap_ddp
@@ -214,20 +211,13 @@ def _case(name: str, rank: int = 0, world: int = 1) -> dict:
     return out
 
 
-def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        torch.save({name: _case(name, rank, world) for name in CASES}, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _rank_results(rank: int, world: int) -> dict:
+    return {name: _case(name, rank, world) for name in CASES}
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp-methods")
-    mp.spawn(_rank_main, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    return run_on_gloo_ranks(_rank_results, tmp_path_factory.mktemp("ddp-methods"))
 
 
 @pytest.mark.e2e
