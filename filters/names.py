@@ -41,7 +41,7 @@ import ahocorasick
 import rjieba
 
 from filters.contract.vocabulary import NAME_MASK
-from filters.text import HAN_RE
+from filters.text import HAN_RE, to_simplified
 from filters.wordlists import packaged_word_list
 
 # Titles and roles that are followed by a name: 记者李晓峰, 教练何建平, 美食博主王刚.
@@ -55,13 +55,27 @@ TITLES_BEFORE = (
     "总经理", "总裁", "创始人", "老板", "店主", "村民", "市民", "同学", "新郎", "新娘", "嘉宾", "志愿者",
     "代表", "委员", "班主任", "辅导员", "骑手", "快递员", "工人", "交警", "门将", "前锋", "后卫", "主帅",
     "裁判", "队医", "医师", "园长", "船长", "农民",
+    # Trades, services and offices of news photos about ordinary people: 导游王芳, 保洁员刘桂兰.
+    "导游", "司机", "保安", "保洁员", "保洁", "环卫工", "清洁工", "服务员", "售货员", "收银员", "营业员",
+    "店长", "店员", "导购", "经理", "厂长", "主管", "会计", "技术员", "研究员", "讲师", "编辑", "主编",
+    "编剧", "制片人", "通讯员", "评论员", "解说员", "乘务员", "空姐", "机长", "列车长", "辅警", "特警",
+    "刑警", "警察", "消防员", "战士", "士兵", "军人", "老兵", "烈士", "劳模", "网友", "居民", "学生",
+    "考生", "校友", "老乡", "渔民", "牧民", "大厨", "理发师", "化妆师", "咖啡师", "营养师", "程序员",
+    "家长", "宝妈", "护工", "月嫂", "保姆", "护林员", "邮递员", "外卖员", "小哥", "护士长", "药师",
+    "中医", "牙医", "法医", "检察官", "主席", "总统", "总理", "首相", "大使", "董事", "股东", "合伙人",
+    "传承人", "匠人", "手艺人", "木匠", "绣娘", "茶农", "果农", "菜农", "养殖户", "种植户", "摊主",
+    "房东", "业主", "门卫", "网格员", "站长", "所长", "处长", "科长", "组长", "班长", "团长", "连长",
+    "司令", "将军", "词人", "作曲家", "演奏家", "指挥家", "舞者", "鼓手", "吉他手", "影后", "影帝",
+    "天后", "歌后", "球王", "棋王", "小将", "老将", "主力", "中锋", "边锋", "主攻", "副攻", "领队",
+    "搭档", "练习生", "成员", "负责人", "发起人", "总监", "行长", "社长", "会长", "理事长", "秘书长",
+    "馆长", "台长", "外送员", "女孩", "男孩", "姑娘", "女子", "男子", "管家", "女士", "少年", "少女",
 )
 # Words that often follow a name.
 CUES_AFTER = (
     "院士", "教授", "先生", "女士", "老师", "同学", "医生", "博士", "夫妇", "一家",
     "主演", "主持", "出席", "亮相", "现身", "代言", "执导", "导演", "演唱", "扮演", "饰演", "亲手",
     "拍摄", "设计", "推荐", "接受", "获得", "夺冠", "夺得", "同台", "合影", "生前", "捧起", "扣篮",
-    "扣球", "指导", "带领", "发布", "演讲", "致辞", "故居", "雕像", "签名", "写真", "剧照", "街拍",
+    "扣球", "指导", "带领", "发布", "演讲", "致辞", "雕像", "签名", "写真", "剧照", "街拍",
     "造型", "婚礼", "毕业", "退役", "打破", "分享", "教你", "为", "摄", "在", "和", "与", "、", "跟",
     "及", "的", "说", "是", "笔下", "作品", "推荐的", "作词", "作曲", "主唱", "献唱",
     "同款", "获评", "荣获", "当选", "入选", "捐", "家", "一行", "自制", "手绘", "讲述", "回忆", "身穿",
@@ -70,6 +84,21 @@ CUES_AFTER = (
     # image-search titles of a person's pictures: 王芳壁纸, 张伟表情包, 郎朗画像
     "壁纸", "表情包", "画像", "演唱会", "机场", "生日", "签售", "直播", "新书", "最新", "：", ":",
 ) + TITLES_BEFORE  # a title also follows a name: 张建国市长, 陈薇院士
+# Cues that only a person takes (a brand or a place has no 写真, 代言 nothing, has no 同款):
+# they count `person_cue_after` on top of `cue_after`.
+PERSON_CUES_AFTER = ("代言", "同款", "写真", "街拍", "签名", "签售", "演唱会", "生日", "夫妇", "生前")
+assert set(PERSON_CUES_AFTER) <= set(CUES_AFTER)
+# Heads of place names built on a person's name (鲁迅故居, 中山公园, 黄兴路, 左权县), and of dishes
+# and firms: the name is part of the thing's name, which the convention leaves unmasked. A
+# head counts when it ends a token, so 张三路过 and 王芳市场 keep their names.
+PLACE_HEADS = (
+    "故居", "旧居", "纪念馆", "纪念堂", "纪念碑", "陵园", "草堂", "公园", "广场", "大道", "大街", "路", "街",
+    "中学", "小学", "大学", "学院", "幼儿园", "医院", "图书馆", "体育馆", "博物馆", "大桥", "楼", "祠",
+    "墓", "陵", "庙", "县", "市", "镇",
+    # and of dishes and firms named after one (张飞扣肉, 王致和腐乳, 陈李济药厂)
+    "扣肉", "牛肉", "豆腐", "烤鱼", "米线", "面馆", "饭店", "酒家", "酒楼", "餐厅", "火锅", "小吃", "集团",
+    "公司", "药业", "药厂", "食品", "腐乳",
+)
 # Words right before a name that are not titles: 我叫张三, 李雷和韩梅梅.
 CUES_BEFORE = ("叫", "名叫", "名为", "和", "与", "、", "跟", "同", "及", "对话", "专访", "采访", "致敬", "纪念")
 _CUES_BEFORE_SET = frozenset(CUES_BEFORE)
@@ -99,7 +128,14 @@ NON_NAME_CHARS = set(
     "的了在和与是为有也都就被把给上下中里外前后时年月日个们这那着过及或等将从向对由到说看拍画"
     "做吃骑去来用买卖送让请叫要会能可以很太最更又还再不没无非其此该每各某哪谁什么怎啥吗呢吧啊呀"
     "图片照款色型式风装件套只条双块份次号层楼室厅房店馆院场区路街村市省县镇乡度季期节网"
+    "摄供"  # photo credits: 洪文摄, 宁月供图
 )
+# Characters of NON_NAME_CHARS that open many given names too (张有才, 刘可欣, 王月华, 李和平,
+# 赵中华, 王来福, 李向东, 刘双喜, 吴风华, 张以琛, 陈能胜, 王太平, 李季兰). As the first character
+# of a two-character given name they cost `function_char` instead of rejecting the candidate, so
+# a title or a cue can still carry the name; 月 may also end one (李晓月, 张明月).
+NAME_OPENING_FUNCTION_CHARS = frozenset("有可月和中来向双风以能太季")
+NAME_ENDING_FUNCTION_CHARS = frozenset("月")
 # Transliteration characters, for names written with a middle dot (泰勒·斯威夫特).
 TRANSLITERATION_CHARS = set(
     "阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾波伯博布查达戴丹德迪蒂丁东杜多厄恩尔法菲费芬丰弗福夫盖甘"
@@ -108,6 +144,8 @@ TRANSLITERATION_CHARS = set(
     "什施史斯松苏索塔泰坦汤唐特提汀图托瓦万旺威韦维温沃乌西希夏谢辛休雅亚扬耶伊因英尤约赞泽扎詹朱"
     "兹卓佐茨茜黛娅琪芙萝妮薇莎露丝迦古道尔普里珍简"
     "列乎买热合曼逊吐孜甫力"  # Uyghur and Russian names with a dot: 买买提·艾力, 列夫·托尔斯泰
+    "得珊叶江可罗娃洁嘉契秋涅捷霍歇奎昆廷狄隆宁敏敦顿赛恰伦奥拉斯基娜卓玛尔兰克里木"
+    "桑坎吉罗伯茨柯勃沙弗雷蒂亨芮"  # more of the common ones: 伊万·彼得罗夫, 金·卡戴珊, 努尔兰·叶尔江
 )
 # Syllables of Tibetan, Uyghur, Kazakh and Mongolian given names, written in Han characters. A
 # run of two or more (阿依 + 古丽, 扎西 + 顿珠), or one of three characters or more (巴特尔, 其其格),
@@ -137,7 +175,7 @@ NAME_DOTS = "·•‧・"
 # One-character verbs and particles that jieba's HMM tends to glue onto an unknown name
 # (司马砚秋画, 王一博骑): a candidate ending right before one of them, at the end of that token,
 # counts as ending on a token boundary.
-GLUE_AFTER = set("画拍摄骑吃唱跳写说做送穿戴看和与的在是为家获")
+GLUE_AFTER = set("画拍摄骑吃唱跳写说做送穿戴看和与的在是为家获带陪教给帮来去向用把被将对到从正也都又还再已曾接领捧夺拿收访望谈讲演")
 _BOOK_TITLE = re.compile(r"《[^《》]*》")
 PUNCTUATION = set("，。！？、；：,.!?;:（）()【】[]《》<>「」『』\"'“”‘’ -—~…/|")
 
@@ -146,6 +184,15 @@ PUNCTUATION = set("，。！？、；：,.!?;:（）()【】[]《》<>「」『�
 def _nameable(char: str) -> bool:
     """Can `char` be part of a given name: a Han character that is not a function character."""
     return char not in NON_NAME_CHARS and HAN_RE.match(char) is not None
+
+
+def _soft_function_char(given: str, position: int) -> bool:
+    """A function character that may still stand at this place of a two-character given name."""
+    if len(given) != 2:
+        return False
+    allowed = NAME_OPENING_FUNCTION_CHARS if position == 0 else NAME_ENDING_FUNCTION_CHARS
+    return given[position] in allowed and HAN_RE.match(given[1 - position]) is not None \
+        and given[1 - position] not in NON_NAME_CHARS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +206,7 @@ class NameMaskerConfig:
     threshold: float = 2.0
     title_before: float = 3.0
     cue_after: float = 1.0
+    person_cue_after: float = 1.0
     cue_before: float = 1.0
     caption_edge: float = 0.5
     token_aligned: float = 1.0
@@ -178,6 +226,7 @@ class NameMaskerConfig:
     given_char_rare: float = -0.7
     given_char_min_count: int = 3
     given_char_common_count: int = 30
+    function_char: float = -1.0  # a given name holding one of NAME_*_FUNCTION_CHARS (张有才)
     commerce_uncued: float = -2.0  # no title or cue, in a caption with a shop-listing word
     # Name likelihood of a given-name character: log P(char | inside a name) from jieba's HMM
     # tagger (its `nr` emission table) minus log P(char) in jieba's dictionary.
@@ -312,6 +361,9 @@ class PersonNameMasker:
         """
         if not text or not HAN_RE.search(text):
             return []
+        simple = to_simplified(text)  # the lists and the lexicon are simplified; spans carry over
+        if simple != text:
+            text, tokens = simple, None
         known, blocked = self._list_matches(text)
         titles = self._book_titles(text)
         if titles:
@@ -326,15 +378,22 @@ class PersonNameMasker:
                 occupied[start:end] = b"\x01" * (end - start)
                 taken.append((start, end))
 
-        # A dotted transliteration (科比·布莱恩特) wins over a short list entry inside it (科比).
-        for start, end in self._dotted_names(text) + self._minority_names(text) + known:
-            if not self._is_blocked(start, end, blocked):
-                take(start, end)
         boundaries = self._token_boundaries(text, tokens)
-        for score, start, end in sorted(self._pattern_candidates(text, boundaries, blocked),
-                                        key=lambda c: (-c[0], -(c[2] - c[1]), c[1])):
-            if score >= self.config.threshold:
-                take(start, end)
+        candidates = self._pattern_candidates(text, boundaries, blocked)
+        known = self._extend_known(text, known, candidates)
+        listed = [s for s in self._dotted_names(text) + self._minority_names(text) + known
+                  if not self._is_blocked(*s, blocked)]
+        passing = sorted((c for c in candidates if c[0] >= self.config.threshold),
+                         key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
+        # A name that heads a place's name (宋佳琪故居) is part of it: nor is a shorter name inside.
+        for start, end in listed + [(start, end) for _, start, end in passing]:
+            if self._names_a_place(text, end, boundaries):
+                occupied[start:end] = b"\x01" * (end - start)
+        # A dotted transliteration (科比·布莱恩特) wins over a short list entry inside it (科比).
+        for start, end in listed:
+            take(start, end)
+        for _, start, end in passing:
+            take(start, end)
         return sorted(taken)
 
     def mask(self, text: str, tokens: Sequence[str] | None = None) -> str:
@@ -363,6 +422,27 @@ class PersonNameMasker:
         # Longest known names first, so 泰勒·斯威夫特 wins over 泰勒.
         known.sort(key=lambda s: (-(s[1] - s[0]), s[0]))
         return known, _Spans(blocked)
+
+    def _extend_known(self, text: str, known: list[tuple[int, int]],
+                      candidates: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
+        """A two-character list name (蔡明) that a surname pattern one character longer (蔡明辉)
+        passes the threshold on is that longer name: the list name is its prefix, not the
+        person."""
+        if not known or not candidates:
+            return known
+        passing = {(start, end) for score, start, end in candidates if score >= self.config.threshold}
+        # Not over a character that follows names (杜甫带领: 带 is glued to 领, not to 杜甫).
+        return [(start, end + 1) if end - start == 2 and (start, end + 1) in passing and text[end] not in GLUE_AFTER
+                and (end + 1 == len(text) or text[end + 1] in PUNCTUATION or self._cue_after(text, end + 1))
+                else (start, end) for start, end in known]
+
+    @staticmethod
+    def _names_a_place(text: str, end: int, boundaries: set[int]) -> bool:
+        """Does a place head (PLACE_HEADS) follow the name and end a token: 孙中山故居, 黄兴路?"""
+        for head in PLACE_HEADS:
+            if text.startswith(head, end) and (end + len(head) in boundaries or end + len(head) == len(text)):
+                return True
+        return False
 
     @staticmethod
     def _is_blocked(start: int, end: int, blocked: "_Spans") -> bool:
@@ -446,7 +526,7 @@ class PersonNameMasker:
                         continue
                     given = text[i + s_len:end]
                     if (given in ADDRESS_WORDS or given[-1] in NOT_LAST_IN_GIVEN
-                            or not all(_nameable(c) for c in given)):
+                            or not all(_nameable(c) or _soft_function_char(given, k) for k, c in enumerate(given))):
                         continue
                     if self._is_blocked(i, end, blocked):
                         continue
@@ -464,6 +544,8 @@ class PersonNameMasker:
         cue_after = self._cue_after(text, end)
         if cue_after:
             score += cfg.cue_after
+            if any(text.startswith(cue, end) for cue in PERSON_CUES_AFTER):
+                score += cfg.person_cue_after
         elif not title_before and commerce:
             score += cfg.commerce_uncued
         if not title_before and (text[start - 1:start] in _CUES_BEFORE_SET
@@ -501,6 +583,8 @@ class PersonNameMasker:
             score += cfg.common_prefix  # 金鱼缸, 高铁站, 余额宝: a common word plus one character
         if given[0] == span[s_len - 1]:
             score += cfg.common_prefix  # 包包, 毛毛: a doubled surname character is a word
+        if any(char in NON_NAME_CHARS for char in given):
+            score += cfg.function_char
         if given[-1] in THING_SUFFIXES and not title_before:
             score += cfg.thing_suffix
         for char in given:

@@ -25,8 +25,8 @@ import unicodedata
 from collections.abc import Iterable
 
 import ahocorasick
-import opencc
 
+from filters.text import to_simplified
 from filters.wordlists import packaged_word_list, read_word_list
 
 DEFAULT_WORDS = "sensitive_words.txt"
@@ -43,15 +43,13 @@ _SYMBOLS_IN_WORD = re.compile(r"(?<=[^\W_])(?:[^\w\s]|_)+(?=[^\W_])")
 # Cues recognised by pattern: a phone or QQ number, a price, v/V followed by a handle.
 _CUE_PATTERN = re.compile(r"\d{6,}|[￥¥$]\s*\d|\d+\s*(?:元|块|rmb)|(?<![a-z])v\s*[:：]|\bv信")
 
-_T2S = opencc.OpenCC("t2s")
-
 _WORD, _ALLOW, _VARIANT, _CUE, _CONTEXT = range(5)
 
 
 def normalise_for_matching(text: str) -> str:
     """The folded form the lists are matched on: NFKC, case-folded, simplified script, and the
     separators between Han characters removed. Applied to the entries as well as the captions."""
-    folded = _T2S.convert(unicodedata.normalize("NFKC", text).casefold())
+    folded = to_simplified(unicodedata.normalize("NFKC", text).casefold())
     return _SYMBOLS_IN_WORD.sub("", _BETWEEN_HAN.sub("", folded)).strip()
 
 

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
+import opencc
 import rjieba
 
 from filters.contract.flags import flag
@@ -25,6 +26,19 @@ _HAN = (
 )
 HAN_RE = re.compile(f"[{_HAN}]")
 _WHITESPACE_RE = re.compile(r"\s+")
+_T2S = opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """`text` in simplified script (OpenCC t2s), character for character, so that a span found in
+    the result is the same span of `text` (a Hong Kong or Taiwan caption keeps its own script;
+    only what is found in it comes from the simplified form). Where a phrase conversion would
+    change the length, each character is converted alone."""
+    simple = _T2S.convert(text)
+    if len(simple) == len(text):
+        return simple
+    chars = [_T2S.convert(char) for char in text]
+    return "".join(c if len(c) == 1 else o for c, o in zip(chars, text))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Person-name masking: the contract, and precision/recall on our own caption set."""
 
 import collections
+import dataclasses
 
 import pytest
 
@@ -160,6 +161,38 @@ def test_blind_set_split_is_the_fixed_rule_and_large_enough():
     assert [c.split for c in captions[:5]] == ["dev", "heldout", "dev", "heldout", "dev"]
 
 
+def test_natural_set_is_hand_written_split_every_other_line_and_half_names():
+    captions = name_set.load_natural()
+    assert len(captions) >= 800
+    assert [c.split for c in captions[:4]] == ["dev", "heldout", "dev", "heldout"]
+    assert len({c.text for c in captions}) == len(captions)
+    with_names = sum(bool(c.spans) for c in captions)
+    assert 0.45 <= with_names / len(captions) <= 0.65
+    kinds = {c.domain.split("/")[1] for c in captions}
+    for kind in ("ordinary", "famous", "historic", "transliterated", "minority", "nonperson:place",
+                 "nonperson:brand", "nonperson:dish", "nonperson:fictional", "nonperson:idiom"):
+        assert kind in kinds
+    # Hong Kong and Taiwan captions in their own script
+    from filters.text import to_simplified
+
+    assert sum(to_simplified(c.text) != c.text for c in captions) >= 40
+
+
+def test_traditional_script_is_masked_like_simplified_and_keeps_its_script():
+    assert mask_person_names("記者張有才在現場採訪") == f"記者{NAME_MASK}在現場採訪"
+    assert mask_person_names("周杰倫演唱會 門票") == f"{NAME_MASK}演唱會 門票"
+    assert mask_person_names("記者張有才在現場採訪").replace(NAME_MASK, "") == "記者在現場採訪"
+
+
+def test_a_name_inside_a_place_name_is_part_of_the_place():
+    masker = PersonNameMasker(non_names=[])
+    assert masker.find("鲁迅故居 参观") == []
+    assert masker.find("黄兴路步行街 夜景") == []
+    assert masker.find("莱昂纳多·迪卡普里奥故居") == []  # nor the list name inside the dotted one
+    assert masker.find("记者王建华路过公园") == [(2, 5)]  # 路 starts 路过: no place's name
+    assert masker.find("鲁迅在北京") == [(0, 2)]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"common_word_freq": -1}, "counts must be >= 0"),
     ({"given_char_min_count": -1, "given_char_common_count": 0}, "counts must be >= 0"),
@@ -190,21 +223,23 @@ def test_config_accepts_zero_counts_and_equal_bounds():
 # The floors above let the masker drift a little; these do not, so that a change of the masker
 # that moves any decision on the labelled sets is seen, checked and written into the docs.
 MEASURED = {
-    ("original", "dev", "gazetteer"): (66, 66, 67),
+    ("original", "dev", "gazetteer"): (65, 65, 66),
     ("original", "heldout", "gazetteer"): (32, 33, 32),
-    ("original", "dev", "no gazetteer"): (51, 51, 67),
+    ("original", "dev", "no gazetteer"): (51, 51, 66),
     ("original", "heldout", "no gazetteer"): (25, 26, 32),
-    ("fresh", "dev", "gazetteer"): (45, 49, 45),
-    ("fresh", "heldout", "gazetteer"): (20, 26, 22),
-    ("fresh", "dev", "no gazetteer"): (45, 48, 45),
-    ("fresh", "heldout", "no gazetteer"): (20, 26, 22),
-    ("blind", "dev", "gazetteer"): (479, 494, 491),
-    ("blind", "heldout", "gazetteer"): (296, 313, 303),
+    ("fresh", "dev", "gazetteer"): (45, 45, 45),
+    ("fresh", "heldout", "gazetteer"): (20, 24, 22),
+    ("fresh", "dev", "no gazetteer"): (45, 45, 45),
+    ("fresh", "heldout", "no gazetteer"): (20, 24, 22),
+    ("blind", "dev", "gazetteer"): (468, 470, 473),
+    ("blind", "heldout", "gazetteer"): (290, 295, 295),
+    ("natural", "dev", "gazetteer"): (234, 238, 259),
+    ("natural", "heldout", "gazetteer"): (195, 224, 253),
 }
 
 
 def test_the_measured_quality_is_the_documented_one():
-    sets = {"original": CAPTIONS, "fresh": FRESH, "blind": name_set.load_blind()}
+    sets = {"original": CAPTIONS, "fresh": FRESH, "blind": name_set.load_blind(), "natural": name_set.load_natural()}
     finders = {"gazetteer": PersonNameMasker().find, "no gazetteer": PersonNameMasker(known_names=[]).find}
     measured = {}
     for (set_name, split, lists) in MEASURED:
@@ -314,3 +349,52 @@ def test_a_chain_of_dotted_parts_is_one_name():
 def test_a_name_that_ends_the_caption_is_found_by_the_pattern(caption, name):
     masker = PersonNameMasker(known_names=[])
     assert [caption[a:b] for a, b in masker.find(caption)] == [name]
+
+
+# --------------------------------------------------------------------------------------------
+# Session 3: function characters in given names, list names as prefixes, person-only cues
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caption, name", [
+    ("记者张有才在现场采访", "张有才"),
+    ("班主任刘可欣带学生春游", "刘可欣"),
+    ("村支书李和平查看麦田", "李和平"),
+    ("外卖员赵中华冒雨送餐", "赵中华"),
+    ("护士宋晓月照顾病人", "宋晓月"),
+])
+def test_a_function_character_that_opens_given_names_is_no_veto(caption, name):
+    start = caption.index(name)
+    assert PersonNameMasker(known_names=[]).find(caption) == [(start, start + len(name))]
+
+
+@pytest.mark.parametrize("caption, found", [
+    ("李明和王芳在公园合影", ["李明", "王芳"]),  # 和 is a conjunction here, not 李明和
+    ("有可能下雨", []),
+    ("和平鸽图片", []),
+])
+def test_function_characters_still_count_against_a_name(caption, found):
+    assert [caption[a:b] for a, b in PersonNameMasker(known_names=[]).find(caption)] == found
+
+
+def test_a_stronger_longer_pattern_name_wins_over_a_list_name_it_starts_with():
+    masker = PersonNameMasker(known_names=["蔡明"], non_names=[])
+    assert masker.find("蔡明辉：坚持就是胜利") == [(0, 3)]
+    assert masker.find("蔡明演小品") == [(0, 2)]  # 蔡明演 crosses a token: the list name stands
+    assert masker.find("小品演员蔡明") == [(4, 6)]
+
+
+def test_person_only_cues_carry_a_name_that_ordinary_cues_do_not():
+    masker = PersonNameMasker(known_names=[], non_names=[])
+    assert masker.find("丁宇航代言 新款手机") == [(0, 3)]
+    assert masker.find("徐春花同款连衣裙") == [(0, 3)]
+    assert masker.config.person_cue_after > 0
+    weaker = PersonNameMasker(dataclasses.replace(masker.config, person_cue_after=0.0), known_names=[], non_names=[])
+    assert weaker.find("丁宇航代言 新款手机") == []
+
+
+@pytest.mark.parametrize("caption", [
+    "家常西施舌做法", "说曹操曹操就到表情包", "皮卡丘手办", "成都武侯祠门票", "毛遂自荐的故事",
+])
+def test_packaged_non_person_list_covers_dishes_idioms_characters_and_places(caption):
+    assert mask_person_names(caption) == caption

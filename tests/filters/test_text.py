@@ -150,3 +150,12 @@ def test_check_length_uses_the_config_and_the_segmenter_given():
 @pytest.mark.parametrize("caption", ["", "   ", "a" * 300, "https://" + "a" * 300, "x" * 201 + " 123"])
 def test_blank_captions_and_long_ascii_runs_are_meaningless(caption):
     assert is_meaningless_caption(caption)
+
+
+def test_to_simplified_maps_character_for_character_so_spans_carry_over():
+    from filters.text import to_simplified
+
+    assert to_simplified("記者張有才在現場採訪") == "记者张有才在现场采访"
+    assert to_simplified("周杰倫演唱會 門票 2024") == "周杰伦演唱会 门票 2024"
+    for text in ("記者張有才", "简体不变", "mixed 記 text", ""):
+        assert len(to_simplified(text)) == len(text)
