@@ -70,6 +70,8 @@ TITLES_BEFORE = (
     "搭档", "练习生", "成员", "负责人", "发起人", "总监", "行长", "社长", "会长", "理事长", "秘书长",
     "馆长", "台长", "外送员", "女孩", "男孩", "姑娘", "女子", "男子", "管家", "女士", "少年", "少女",
 )
+# Last characters of role words (收费员, 调解员, 药剂师, 理疗师): one before a name is a title.
+ROLE_ENDINGS = frozenset("员师")
 # Words that often follow a name.
 CUES_AFTER = (
     "院士", "教授", "先生", "女士", "老师", "同学", "医生", "博士", "夫妇", "一家",
@@ -526,8 +528,10 @@ class PersonNameMasker:
                         continue
                     given = text[i + s_len:end]
                     if (given in ADDRESS_WORDS or given[-1] in NOT_LAST_IN_GIVEN
-                            or not all(_nameable(c) or _soft_function_char(given, k) for k, c in enumerate(given))):
-                        continue
+                            or not all(_nameable(c) or _soft_function_char(given, k) for k, c in enumerate(given))
+                            and not (g_len == 1 and given in NAME_OPENING_FUNCTION_CHARS
+                                     and self._title_before(text, i))):
+                        continue  # a one-character given name such as 可 or 月 only after a title (网格员俞可)
                     if self._is_blocked(i, end, blocked):
                         continue
                     candidates.append((self._score(text, i, end, s_len, boundaries, commerce), i, end))
@@ -629,7 +633,8 @@ class PersonNameMasker:
         for length in range(1, min(self._max_title, start) + 1):
             if text[start - length:start] in self._titles:
                 return True
-        return False
+        # Any role word of two or more characters that ends in 员 or 师 (收费员, 调解员, 药剂师).
+        return start >= 2 and text[start - 1] in ROLE_ENDINGS and HAN_RE.match(text[start - 2]) is not None
 
     def _cue_after(self, text: str, end: int) -> bool:
         for length in range(1, self._max_cue + 1):

@@ -233,8 +233,8 @@ MEASURED = {
     ("fresh", "heldout", "no gazetteer"): (20, 24, 22),
     ("blind", "dev", "gazetteer"): (468, 470, 473),
     ("blind", "heldout", "gazetteer"): (290, 295, 295),
-    ("natural", "dev", "gazetteer"): (234, 238, 259),
-    ("natural", "heldout", "gazetteer"): (195, 224, 253),
+    ("natural", "dev", "gazetteer"): (238, 242, 259),
+    ("natural", "heldout", "gazetteer"): (198, 227, 253),
 }
 
 
@@ -362,8 +362,11 @@ def test_a_name_that_ends_the_caption_is_found_by_the_pattern(caption, name):
     ("村支书李和平查看麦田", "李和平"),
     ("外卖员赵中华冒雨送餐", "赵中华"),
     ("护士宋晓月照顾病人", "宋晓月"),
+    ("网格员俞可上门登记", "俞可"),
+    ("收费员黄金花坚守岗位", "黄金花"),  # a role word ending in 员 is a title
 ])
 def test_a_function_character_that_opens_given_names_is_no_veto(caption, name):
+    """And a one-character given name of such a character after a title (网格员俞可)."""
     start = caption.index(name)
     assert PersonNameMasker(known_names=[]).find(caption) == [(start, start + len(name))]
 
