@@ -276,7 +276,15 @@ def measure(rows: int, corpus: ScaleCorpus, work: str, source: str, beam_args: S
             **result, "us_per_row": round(seconds / rows * 1e6, 1),
             "cpu_us_per_row": round(cpu_seconds / rows * 1e6, 1), "kept": funnel["output"],
             "duplicate_url": dropped.get("duplicate_url", 0), "frequent_caption": dropped.get("frequent_caption", 0),
-            "worker_peak_mib": max((w["peak_mib"] for w in result["workers"]), default=None)}
+            "worker_peak_mib": max((w["peak_mib"] for w in result["workers"] if is_sdk_worker(w["command"])),
+                                   default=None)}
+
+
+def is_sdk_worker(command: str) -> bool:
+    """A Python SDK harness, the process that runs our DoFns: the runner's multi-processing
+    workers (`sdk_worker_main`) and the ones a worker pool starts (`from ...sdk_worker import`);
+    not the pool itself, the Java job server, or the pip and sdist runs of job submission."""
+    return "sdk_worker" in command and "worker_pool_main" not in command
 
 
 def summarise(runs: Sequence[dict]) -> dict:

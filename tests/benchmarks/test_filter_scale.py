@@ -82,3 +82,14 @@ def test_cli_times_the_filter_with_beam_flags_and_reports_each_worker(tmp_path):
     assert not [p for p in work.glob("filtered-*") if p.is_dir()]  # outputs removed, their logs kept
     assert "filter: " in (work / "filtered-500.log").read_text(encoding="utf-8")
     assert len(list((tmp_path / "work" / "raw-500").glob("*.parquet"))) == 4
+
+
+def test_worker_peak_counts_only_sdk_harnesses():
+    """On Flink the watched pool's tree also holds the pool, the Java job server and the pip and
+    sdist runs of job submission; only the SDK harnesses run the filter's DoFns."""
+    assert filter_scale.is_sdk_worker("/venv/bin/python -m apache_beam.runners.worker.sdk_worker_main")
+    assert filter_scale.is_sdk_worker("python -c from apache_beam.runners.worker.sdk_worker import SdkHarness")
+    for other in ("/venv/bin/python -m apache_beam.runners.worker.worker_pool_main --service_port=1",
+                  "java -jar job-server-flink-1.19-beam-2.62.0.jar", "/venv/bin/python -m pip freeze",
+                  "/venv/bin/python setup.py sdist --dist-dir /tmp/x"):
+        assert not filter_scale.is_sdk_worker(other)

@@ -337,7 +337,8 @@ class FlinkCluster:
 
 
 def write_config(flink_home: Path, workdir: Path, rest_port: int, slots: int = TASK_SLOTS,
-                 parallelism: int = PARALLELISM) -> Path:
+                 parallelism: int = PARALLELISM, taskmanager_memory: str = TASKMANAGER_MEMORY,
+                 task_off_heap: str | None = None) -> Path:
     """A conf/ directory for this cluster (the shipped one, with our config.yaml): its own free
     ports on localhost, its own temporary, pid and log directories, and small memory sizes."""
     conf = workdir / "conf"
@@ -361,12 +362,14 @@ def write_config(flink_home: Path, workdir: Path, rest_port: int, slots: int = T
         "taskmanager.rpc.port": free_port(),
         "taskmanager.data.port": free_port(),
         "taskmanager.numberOfTaskSlots": slots,
-        "taskmanager.memory.process.size": TASKMANAGER_MEMORY,
+        "taskmanager.memory.process.size": taskmanager_memory,
         "taskmanager.memory.managed.size": "64m",
         "parallelism.default": parallelism,
         "web.tmpdir": str(workdir / "tmp"),
         "blob.storage.directory": str(workdir / "tmp"),
     }
+    if task_off_heap:  # direct memory for the network buffers of large shuffles
+        settings["taskmanager.memory.task.off-heap.size"] = task_off_heap
     for sub in ("pid", "log", "tmp"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     contract.write_bytes(str(conf / "config.yaml"), json.dumps(_nested(settings), indent=1).encode())
@@ -461,7 +464,8 @@ def _wait_until_up(cluster: FlinkCluster, processes: Sequence[subprocess.Popen],
 
 @contextlib.contextmanager
 def running_cluster(workdir: Path | str, slots: int = TASK_SLOTS, parallelism: int = PARALLELISM,
-                    flink_home: Path | None = None) -> Iterator[FlinkCluster]:
+                    flink_home: Path | None = None, taskmanager_memory: str = TASKMANAGER_MEMORY,
+                    task_off_heap: str | None = None) -> Iterator[FlinkCluster]:
     """A JobManager, a TaskManager and Beam's worker pool on localhost for the block's duration.
 
     Raises Unavailable when Java or Flink cannot be had; stops every process it started however
@@ -471,7 +475,7 @@ def running_cluster(workdir: Path | str, slots: int = TASK_SLOTS, parallelism: i
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     rest_port, pool_port = free_port(), free_port()
-    conf = write_config(flink_home, workdir, rest_port, slots, parallelism)
+    conf = write_config(flink_home, workdir, rest_port, slots, parallelism, taskmanager_memory, task_off_heap)
     env = dict(os.environ, FLINK_CONF_DIR=str(conf), FLINK_LOG_DIR=str(workdir / "log"),
                FLINK_PID_DIR=str(workdir / "pid"), FLINK_HOME=str(flink_home),
                JAVA_HOME=os.environ.get("JAVA_HOME") or str(Path(os.path.realpath(java)).parent.parent))
@@ -512,9 +516,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download Flink and build the Beam job server into the cache, print their paths")
     run = sub.add_parser("run", help="start the cluster, run COMMAND with FLINK_BEAM_ARGS set to Beam's flags "
-                                     "for it, stop the cluster; exits with COMMAND's status")
+                                     "for it and FLINK_WORKER_POOL_PID to the worker pool's process id, stop "
+                                     "the cluster; exits with COMMAND's status")
     run.add_argument("--workdir", help="the cluster's conf/, log/ and tmp/ (default: a temporary directory)")
     run.add_argument("--slots", type=int, default=TASK_SLOTS, help=f"task slots (default {TASK_SLOTS})")
+    run.add_argument("--taskmanager-memory", default=TASKMANAGER_MEMORY,
+                     help=f"the TaskManager's process size (default {TASKMANAGER_MEMORY}; the tests' inputs are small)")
+    run.add_argument("--task-off-heap", default=None,
+                     help="the TaskManager's task off-heap (direct) memory, e.g. 1g for shuffles of millions of rows")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND...")
     args = parser.parse_args(argv)
     try:
@@ -530,11 +539,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _raise_interrupt)
         with contextlib.ExitStack() as stack:
             workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="flink-"))
-            cluster = stack.enter_context(running_cluster(workdir, slots=args.slots))
+            cluster = stack.enter_context(running_cluster(workdir, slots=args.slots,
+                                                          taskmanager_memory=args.taskmanager_memory,
+                                                          task_off_heap=args.task_off_heap))
             print(f"[flink] cluster at {cluster.master}, worker pool at localhost:{cluster.worker_pool_port}",
                   file=sys.stderr, flush=True)
             flags = " ".join(cluster.beam_args(jar))
-            return subprocess.call(cmd, env=dict(os.environ, FLINK_BEAM_ARGS=flags))
+            return subprocess.call(cmd, env=dict(os.environ, FLINK_BEAM_ARGS=flags,
+                                                 FLINK_WORKER_POOL_PID=str(cluster.process_groups[2])))
     except Unavailable as err:
         print(f"[flink] unavailable: {err}", file=sys.stderr)
         return 3

@@ -287,7 +287,9 @@ import json, os, sys, urllib.request
 flags = dict(f.lstrip("-").split("=", 1) for f in os.environ["FLINK_BEAM_ARGS"].split())
 rest = flags["flink_master"].rsplit(":", 1)[1]
 overview = json.load(urllib.request.urlopen(f"http://127.0.0.1:{rest}/overview", timeout=10))
-print(json.dumps({"flags": flags, "overview": overview}), flush=True)
+with open(f"/proc/{os.environ['FLINK_WORKER_POOL_PID']}/cmdline", "rb") as handle:
+    pool = handle.read().replace(b"\\0", b" ").decode()
+print(json.dumps({"flags": flags, "overview": overview, "pool": pool}), flush=True)
 sys.exit(7)
 """
 
@@ -301,7 +303,8 @@ def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_pa
     env = dict(os.environ, PYTHONPATH=str(REPO), **{flink_cluster.JAR_ENV: str(tmp_path / "job-server.jar")})
     workdir = tmp_path / "cluster"
     answer = subprocess.run([sys.executable, "-m", "tests.support.flink_cluster", "run", "--workdir", str(workdir),
-                             "--slots", "2", "--", sys.executable, "-c", _SHOW_FLAGS],
+                             "--slots", "2", "--taskmanager-memory", "1600m", "--task-off-heap", "128m",
+                             "--", sys.executable, "-c", _SHOW_FLAGS],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert answer.returncode == 7, answer.stderr[-3000:]  # the command's status, passed on
     shown = json.loads(answer.stdout.strip().splitlines()[-1])
@@ -311,5 +314,9 @@ def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_pa
     assert flags["flink_job_server_jar"] == str(tmp_path / "job-server.jar")
     assert flags["environment_config"].startswith("localhost:")
     assert (shown["overview"]["taskmanagers"], shown["overview"]["slots-total"]) == (1, 2)
+    # the worker pool's process, for benchmarks that watch its SDK harnesses (--watch)
+    assert "worker_pool_main" in shown["pool"] and f"--service_port={flags['environment_config'].split(':')[1]}" in shown["pool"]
+    memory = json.loads((workdir / "conf" / "config.yaml").read_text())["taskmanager"]["memory"]
+    assert memory["process"]["size"] == "1600m" and memory["task"]["off-heap"]["size"] == "128m"
     pool_port = int(flags["environment_config"].split(":")[1])
     assert _leftovers(workdir, [], pool_port) == []
