@@ -61,6 +61,10 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
                             "tests/pipelines/test_filter_flink.py::test_filter_on_flink_matches_the_in_process_runner")),
     (r"^python -m tests\.support\.flink_cluster fetch$",
      ("tests/support/test_flink_cluster.py::test_fetch_prints_a_flink_and_a_job_server_that_java_runs",)),
+    (r"^python -m tests\.support\.flink_cluster run --taskmanager-memory \S+ --task-off-heap \S+ -- sh -c "
+     r"'\.venv/bin/python -m benchmarks\.filter_scale ",
+     ("tests/support/test_flink_cluster.py::test_the_command_line_runs_a_command_against_the_cluster_and_stops_it",
+      "tests/benchmarks/test_filter_scale.py::test_cli_times_the_filter_with_beam_flags_and_reports_each_worker")),
     (r"^python -m apache_beam\.runners\.worker\.worker_pool_main\b",
      ("tests/support/test_flink_cluster.py::test_the_cluster_comes_up_with_its_slots_and_stops_leaving_no_process",)),
     (r"^python -m pipelines\.crawl --url-list \S+ --output \S+ --runner=FlinkRunner\b",
@@ -99,7 +103,7 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 #: Modules whose first argument is a subcommand with its own --help.
-SUBCOMMAND_MODULES = {"training.evaluate"}
+SUBCOMMAND_MODULES = {"training.evaluate", "tests.support.flink_cluster"}
 #: Beam jobs: Beam's pipeline flags pass through them.
 BEAM_MODULES = {"pipelines.crawl", "pipelines.filter", "pipelines.crawl_local", "benchmarks.filter_scale"}
 #: Modules that hand the flags they do not know to another module.
