@@ -193,8 +193,7 @@ def _soft_function_char(given: str, position: int) -> bool:
     if len(given) != 2:
         return False
     allowed = NAME_OPENING_FUNCTION_CHARS if position == 0 else NAME_ENDING_FUNCTION_CHARS
-    return given[position] in allowed and HAN_RE.match(given[1 - position]) is not None \
-        and given[1 - position] not in NON_NAME_CHARS
+    return given[position] in allowed and _nameable(given[1 - position])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -527,15 +526,20 @@ class PersonNameMasker:
                     if end > n:
                         continue
                     given = text[i + s_len:end]
-                    if (given in ADDRESS_WORDS or given[-1] in NOT_LAST_IN_GIVEN
-                            or not all(_nameable(c) or _soft_function_char(given, k) for k, c in enumerate(given))
-                            and not (g_len == 1 and given in NAME_OPENING_FUNCTION_CHARS
-                                     and self._title_before(text, i))):
-                        continue  # a one-character given name such as 可 or 月 only after a title (网格员俞可)
-                    if self._is_blocked(i, end, blocked):
+                    if not self._may_be_given_name(given, text, i) or self._is_blocked(i, end, blocked):
                         continue
                     candidates.append((self._score(text, i, end, s_len, boundaries, commerce), i, end))
         return candidates
+
+    def _may_be_given_name(self, given: str, text: str, start: int) -> bool:
+        """Can `given` follow the surname at `start`: no form of address (王女士), no place ending
+        (周家庄), and no function character, except one that opens given names (张有才, 李晓月) or,
+        after a title, is a one-character given name (网格员俞可)."""
+        if given in ADDRESS_WORDS or given[-1] in NOT_LAST_IN_GIVEN:
+            return False
+        if all(_nameable(c) or _soft_function_char(given, k) for k, c in enumerate(given)):
+            return True
+        return len(given) == 1 and given in NAME_OPENING_FUNCTION_CHARS and self._title_before(text, start)
 
     def _score(self, text: str, start: int, end: int, s_len: int, boundaries: set[int],
                commerce: bool) -> float:
