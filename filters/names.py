@@ -101,6 +101,8 @@ PLACE_HEADS = (
     "扣肉", "牛肉", "豆腐", "烤鱼", "米线", "面馆", "饭店", "酒家", "酒楼", "餐厅", "火锅", "小吃", "集团",
     "公司", "药业", "药厂", "食品", "腐乳",
 )
+_PLACE_HEAD_SET = frozenset(PLACE_HEADS)
+_PLACE_HEAD_LENGTHS = sorted({len(head) for head in PLACE_HEADS})
 # Words right before a name that are not titles: 我叫张三, 李雷和韩梅梅.
 CUES_BEFORE = ("叫", "名叫", "名为", "和", "与", "、", "跟", "同", "及", "对话", "专访", "采访", "致敬", "纪念")
 _CUES_BEFORE_SET = frozenset(CUES_BEFORE)
@@ -380,12 +382,12 @@ class PersonNameMasker:
                 taken.append((start, end))
 
         boundaries = self._token_boundaries(text, tokens)
-        candidates = self._pattern_candidates(text, boundaries, blocked)
-        known = self._extend_known(text, known, candidates)
+        passing = sorted((c for c in self._pattern_candidates(text, boundaries, blocked)
+                          if c[0] >= self.config.threshold),
+                         key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
+        known = self._extend_known(text, known, {(start, end) for _, start, end in passing})
         listed = [s for s in self._dotted_names(text) + self._minority_names(text) + known
                   if not self._is_blocked(*s, blocked)]
-        passing = sorted((c for c in candidates if c[0] >= self.config.threshold),
-                         key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
         # A name that heads a place's name (宋佳琪故居) is part of it: nor is a shorter name inside.
         for start, end in listed + [(start, end) for _, start, end in passing]:
             if self._names_a_place(text, end, boundaries):
@@ -425,13 +427,12 @@ class PersonNameMasker:
         return known, _Spans(blocked)
 
     def _extend_known(self, text: str, known: list[tuple[int, int]],
-                      candidates: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
+                      passing: set[tuple[int, int]]) -> list[tuple[int, int]]:
         """A two-character list name (蔡明) that a surname pattern one character longer (蔡明辉)
-        passes the threshold on is that longer name: the list name is its prefix, not the
-        person."""
-        if not known or not candidates:
+        passes the threshold on (`passing`: the spans that do) is that longer name: the list name
+        is its prefix, not the person."""
+        if not known or not passing:
             return known
-        passing = {(start, end) for score, start, end in candidates if score >= self.config.threshold}
         # Not over a character that follows names (杜甫带领: 带 is glued to 领, not to 杜甫).
         return [(start, end + 1) if end - start == 2 and (start, end + 1) in passing and text[end] not in GLUE_AFTER
                 and (end + 1 == len(text) or text[end + 1] in PUNCTUATION or self._cue_after(text, end + 1))
@@ -440,8 +441,9 @@ class PersonNameMasker:
     @staticmethod
     def _names_a_place(text: str, end: int, boundaries: set[int]) -> bool:
         """Does a place head (PLACE_HEADS) follow the name and end a token: 孙中山故居, 黄兴路?"""
-        for head in PLACE_HEADS:
-            if text.startswith(head, end) and (end + len(head) in boundaries or end + len(head) == len(text)):
+        for length in _PLACE_HEAD_LENGTHS:
+            stop = end + length
+            if text[end:stop] in _PLACE_HEAD_SET and (stop in boundaries or stop == len(text)):
                 return True
         return False
 
