@@ -19,11 +19,12 @@ characters), which stay unmasked. Each line: domain, group, marked caption; the 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "name_captions.tsv")
 FRESH = os.path.join(os.path.dirname(__file__), "data", "name_captions_fresh.tsv")
@@ -185,11 +186,24 @@ def score(captions: Iterable[NameCaption], find: Callable[[str], list[tuple[int,
     return Score(tp, predicted, gold)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.name_masking", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blind", action="store_true",
+                        help="score the blind and the natural sets per split and group, next to jieba nr "
+                             "and LAC (default: the original and the fresh sets)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print each caption of a dev split that the masker gets wrong "
+                             "(never those of a held-out split)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     from filters.names import PersonNameMasker, default_masker
 
-    if "--blind" in sys.argv:
-        blind_report(verbose="-v" in sys.argv)
+    args = build_parser().parse_args(argv)
+    if args.blind:
+        blind_report(verbose=args.verbose)
         return 0
     maskers = (("", default_masker()), (" (no gazetteer)", PersonNameMasker(known_names=[])))
     for set_name, path in (("original", DATA), ("fresh", FRESH)):
@@ -202,7 +216,7 @@ def main() -> int:
                 print(f"{set_name} {split}{label}: {len(part)} captions, {sum(bool(c.spans) for c in part)} "
                       f"with names, {s.gold} names: precision {s.precision:.3f} recall {s.recall:.3f}")
                 # Errors of the dev splits only: the held-out splits are scored, never read.
-                if "-v" in sys.argv and split == "dev":
+                if args.verbose and split == "dev":
                     for text, truth, found in errors:
                         print("   ", text, "gold", [text[a:b] for a, b in truth],
                               "found", [text[a:b] for a, b in found])
