@@ -5,8 +5,9 @@
 
 What it runs: one JobManager and one TaskManager from a Flink distribution assembled out of two
 PyPI packages (the `apache-flink` wheel ships `bin/` and `conf/`, the `apache-flink-libraries`
-sdist ships `lib/flink-dist-*.jar`), and Beam's Python worker pool beside the TaskManager, which
-starts the SDK harnesses of the EXTERNAL environment. FlinkRunner starts Beam's job server itself
+sdist ships `lib/flink-dist-*.jar`), and the project's Python worker pool beside the TaskManager
+(`pipelines.worker_pool`: Beam's pool, harness output queues bounded), which starts the SDK
+harnesses of the EXTERNAL environment. FlinkRunner starts Beam's job server itself
 from `--flink_job_server_jar`. That jar is built here with Maven from the Beam artefacts on Maven
 Central (tests/support/flink_job_server/pom.xml: beam-runners-flink-1.19 and
 beam-runners-java-job-service), because the ready-made `beam-runners-flink-<minor>-job-server` jar
@@ -35,6 +36,7 @@ import html
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -465,8 +467,9 @@ def _wait_until_up(cluster: FlinkCluster, processes: Sequence[subprocess.Popen],
 @contextlib.contextmanager
 def running_cluster(workdir: Path | str, slots: int = TASK_SLOTS, parallelism: int = PARALLELISM,
                     flink_home: Path | None = None, taskmanager_memory: str = TASKMANAGER_MEMORY,
-                    task_off_heap: str | None = None) -> Iterator[FlinkCluster]:
-    """A JobManager, a TaskManager and Beam's worker pool on localhost for the block's duration.
+                    task_off_heap: str | None = None,
+                    pool_args: Sequence[str] = ()) -> Iterator[FlinkCluster]:
+    """A JobManager, a TaskManager and the worker pool on localhost for the block's duration.
 
     Raises Unavailable when Java or Flink cannot be had; stops every process it started however
     the block ends."""
@@ -489,9 +492,8 @@ def running_cluster(workdir: Path | str, slots: int = TASK_SLOTS, parallelism: i
                                 workdir / "log" / "jobmanager.console"))
         processes.append(_spawn([str(flink_home / "bin" / "taskmanager.sh"), "start-foreground"], env,
                                 workdir / "log" / "taskmanager.console"))
-        processes.append(_spawn([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                 f"--service_port={pool_port}"], pool_env, workdir / "log" / "worker_pool.log",
-                                cwd=repo))
+        processes.append(_spawn([sys.executable, "-m", "pipelines.worker_pool", f"--service_port={pool_port}",
+                                 *pool_args], pool_env, workdir / "log" / "worker_pool.log", cwd=repo))
         cluster = FlinkCluster(flink_home, workdir, rest_port, pool_port, tuple(p.pid for p in processes),
                                parallelism)
         _wait_until_up(cluster, processes, slots)
@@ -524,6 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help=f"the TaskManager's process size (default {TASKMANAGER_MEMORY}; the tests' inputs are small)")
     run.add_argument("--task-off-heap", default=None,
                      help="the TaskManager's task off-heap (direct) memory, e.g. 1g for shuffles of millions of rows")
+    run.add_argument("--worker-pool-args", default="", metavar="'FLAGS'",
+                     help="flags for `python -m pipelines.worker_pool`, as one string (give it with =), e.g. "
+                          "--worker-pool-args='--send-buffer-mib=100 --malloc-arena-max=0 --malloc-release-kib=0' "
+                          "for the settings of Beam's own pool")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND...")
     args = parser.parse_args(argv)
     try:
@@ -541,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="flink-"))
             cluster = stack.enter_context(running_cluster(workdir, slots=args.slots,
                                                           taskmanager_memory=args.taskmanager_memory,
-                                                          task_off_heap=args.task_off_heap))
+                                                          task_off_heap=args.task_off_heap,
+                                                          pool_args=shlex.split(args.worker_pool_args)))
             print(f"[flink] cluster at {cluster.master}, worker pool at localhost:{cluster.worker_pool_port}",
                   file=sys.stderr, flush=True)
             flags = " ".join(cluster.beam_args(jar))
