@@ -1,29 +1,24 @@
 """Beam's worker pool for an EXTERNAL environment (Flink, or the PortableRunner), whose SDK
-harnesses give freed memory back to the system and hold at most `--send-buffer-mib` of outputs
-waiting for the runner.
+harnesses give the memory they free back to the system.
 
     python -m pipelines.worker_pool --service_port=50000              # beside each TaskManager
     ... --environment_type=EXTERNAL --environment_config=localhost:50000
 
 It is Beam's own pool (`apache_beam.runners.worker.worker_pool_main`), and each SDK harness it
 starts (a Python process per stage group of a job) runs as Beam's process mode runs it
-(`SdkHarness(control endpoint, worker id)`), with two settings made first:
+(`SdkHarness(control endpoint, worker id)`), with glibc's malloc set first (`mallopt`): at most
+`--malloc-arena-max` arenas (glibc's default is eight per core, one per thread that allocates, and
+a harness runs dozens of gRPC, data-plane and bundle threads), and blocks of `--malloc-release-kib`
+or more mapped on their own and unmapped when freed, the heap trimmed once that much lies free at
+its top. glibc's default raises its mapping threshold to the size of each large block freed (up to
+32 MiB), after which such blocks come from the heap and their space, once freed, stays with the
+process. On Flink's batch mode, which hands a harness a stage's whole partition as one bundle, that
+retained space is what a worker's peak grew by from 50K to 1.6M rows
+(docs/benchmarks.md#on-a-flink-cluster). It changes nothing that a job computes. Linux with glibc
+only; elsewhere a harness says so and runs with the system's allocator as it is.
 
-- **glibc's malloc** (`mallopt`): at most `--malloc-arena-max` arenas (glibc's default is eight per
-  core, one per thread that allocates: the harness runs dozens of gRPC and worker threads), and
-  blocks of `--malloc-release-kib` or more mapped on their own and unmapped when freed, the heap
-  trimmed once that much lies free at its top. glibc's default raises its mapping threshold to the
-  size of each large block freed (up to 32 MiB), after which such blocks come from the heap and their
-  space, once freed, stays with the process. On Flink's batch mode, which hands a harness a stage's
-  whole partition as one bundle, that retained space is what a worker's peak grew by from 50K to
-  1.6M rows (docs/benchmarks.md#on-a-flink-cluster). Linux with glibc only; elsewhere the harness
-  says so and runs with the system's allocator as it is.
-- **The data plane's output queues**: Beam bounds each of a harness's two at 100 MiB, so a harness
-  whose outputs the runner reads slower than it writes them holds up to about 200 MiB before it
-  waits; here each holds `--send-buffer-mib`.
-
-Neither changes what a job computes. The harnesses start through a launcher script written into a
-temporary directory that the pool removes when it stops (Ctrl-C or SIGTERM).
+The harnesses start through a launcher script written into a temporary directory that the pool
+removes when it stops (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -42,19 +37,12 @@ from collections.abc import Sequence
 
 from filters.contract.flags import add_flags, config_values, flag
 
-#: The module-level bounds of Beam's data plane (apache_beam/runners/worker/data_plane.py) that
-#: this pool lowers; read when a data channel is made, so setting them first is enough.
-SEND_QUEUE_BOUND = "_DEFAULT_SEND_QUEUE_MAX_BYTES"
-
 
 @dataclasses.dataclass(frozen=True)
 class WorkerPoolConfig:
     service_port: int = dataclasses.field(
         default=50000, metadata=flag("the port the pool listens on: the N of --environment_config=localhost:N",
                                      name="--service_port"))
-    send_buffer_mib: int = dataclasses.field(
-        default=16, metadata=flag("MiB of outputs each of a harness's two output queues holds before the "
-                                  "harness waits for the runner (Beam's own bound: 100)"))
     malloc_arena_max: int = dataclasses.field(
         default=2, metadata=flag("glibc malloc arenas per harness (0: glibc's default, eight per core)"))
     malloc_release_kib: int = dataclasses.field(
@@ -65,15 +53,12 @@ class WorkerPoolConfig:
     def __post_init__(self) -> None:
         if not 0 < self.service_port < 65536:
             raise ValueError(f"--service_port must be a port number, got {self.service_port}")
-        if self.send_buffer_mib < 1:
-            raise ValueError(f"--send-buffer-mib must be at least 1, got {self.send_buffer_mib}")
         if self.malloc_arena_max < 0 or self.malloc_release_kib < 0:
             raise ValueError("--malloc-arena-max and --malloc-release-kib must be 0 (glibc's default) or more")
 
     def harness_flags(self) -> list[str]:
         """The settings, as flags of `run_harness`."""
-        return [f"--send-buffer-mib={self.send_buffer_mib}", f"--malloc-arena-max={self.malloc_arena_max}",
-                f"--malloc-release-kib={self.malloc_release_kib}"]
+        return [f"--malloc-arena-max={self.malloc_arena_max}", f"--malloc-release-kib={self.malloc_release_kib}"]
 
 
 # mallopt parameters (glibc's malloc.h)
@@ -97,23 +82,13 @@ def tune_malloc(arena_max: int, release_kib: int) -> list[str]:
     return [name for param, value, name in wanted if mallopt(param, value) != 1]
 
 
-def bound_send_queues(mib: int) -> None:
-    """Set the bound, in MiB, of the output queues of every data channel made after this call."""
-    from apache_beam.runners.worker import data_plane
-
-    if not isinstance(getattr(data_plane, SEND_QUEUE_BOUND, None), int):
-        raise RuntimeError(f"apache_beam.runners.worker.data_plane has no {SEND_QUEUE_BOUND} in this Beam "
-                           "version: the pool cannot bound its harnesses' output queues")
-    setattr(data_plane, SEND_QUEUE_BOUND, mib << 20)
-
-
 def run_harness(argv: Sequence[str]) -> None:
-    """One SDK harness, as Beam's worker pool starts it in process mode, with its output queues
-    bounded first. `argv` holds the container contract's flags; the harness needs two of them."""
+    """One SDK harness, as Beam's worker pool starts it in process mode, with malloc tuned first.
+    `argv` holds the container contract's flags (the harness needs two of them) and the settings
+    (`WorkerPoolConfig.harness_flags`)."""
     parser = argparse.ArgumentParser(prog="pipelines.worker_pool harness")
     parser.add_argument("--id", required=True)
     parser.add_argument("--control_endpoint", required=True)
-    parser.add_argument("--send-buffer-mib", type=int, required=True)
     parser.add_argument("--malloc-arena-max", type=int, required=True)
     parser.add_argument("--malloc-release-kib", type=int, required=True)
     args, _ = parser.parse_known_args(argv)  # the logging, artifact and provision endpoints
@@ -121,7 +96,6 @@ def run_harness(argv: Sequence[str]) -> None:
     if missed:
         print(f"[worker_pool] harness {args.id}: malloc settings not applied (not glibc?): {', '.join(missed)}",
               file=sys.stderr, flush=True)
-    bound_send_queues(args.send_buffer_mib)
     from apache_beam.runners.worker.sdk_worker import SdkHarness
 
     SdkHarness(args.control_endpoint, worker_id=args.id).run()
@@ -158,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = WorkerPoolConfig(**config_values(args, WorkerPoolConfig))
     except ValueError as err:
         parser.error(str(err))
-    bound_send_queues(config.send_buffer_mib)  # fails here, not in every harness, on another Beam
     from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: the launcher is removed

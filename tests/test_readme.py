@@ -66,7 +66,7 @@ COVERAGE: list[tuple[str, tuple[str, ...]]] = [
      ("tests/support/test_flink_cluster.py::test_the_command_line_runs_a_command_against_the_cluster_and_stops_it",
       "tests/benchmarks/test_filter_scale.py::test_cli_times_the_filter_with_beam_flags_and_reports_each_worker")),
     (r"^python -m pipelines\.worker_pool\b",
-     ("tests/pipelines/test_worker_pool.py::test_a_pipeline_runs_in_pool_harnesses_with_the_bound",
+     ("tests/pipelines/test_worker_pool.py::test_a_pipeline_runs_in_pool_harnesses_with_malloc_tuned",
       "tests/support/test_flink_cluster.py::test_the_cluster_comes_up_with_its_slots_and_stops_leaving_no_process")),
     (r"^python -m pipelines\.crawl --url-list \S+ --output \S+ --runner=FlinkRunner\b",
      ("tests/pipelines/test_crawl_flink.py::test_crawl_of_a_url_list_on_flink_matches_the_in_process_runner",)),

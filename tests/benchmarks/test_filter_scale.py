@@ -93,7 +93,7 @@ def test_worker_peak_counts_only_sdk_harnesses():
     assert filter_scale.is_sdk_worker("/venv/bin/python /tmp/wukong-worker-pool-ab12/sdk_worker --id=1-1 "
                                       "--control_endpoint=localhost:1")
     for other in ("/venv/bin/python -m apache_beam.runners.worker.worker_pool_main --service_port=1",
-                  "/venv/bin/python -m pipelines.worker_pool --service_port=1 --send-buffer-mib=16",
+                  "/venv/bin/python -m pipelines.worker_pool --service_port=1 --malloc-arena-max=2",
                   "java -jar job-server-flink-1.19-beam-2.62.0.jar", "/venv/bin/python -m pip freeze",
                   "/venv/bin/python setup.py sdist --dist-dir /tmp/x"):
         assert not filter_scale.is_sdk_worker(other)

@@ -1,5 +1,6 @@
-"""The worker pool: Beam's pool whose SDK harnesses bound their output queues at --send-buffer-mib."""
+"""The worker pool: Beam's pool whose SDK harnesses tune glibc's malloc before they start."""
 
+import ctypes
 import json
 import os
 import re
@@ -12,9 +13,18 @@ import time
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.worker import data_plane
 
 from pipelines import worker_pool
+
+
+def _has_mallinfo2() -> bool:
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")  # glibc 2.33 and later
+    except OSError:
+        return False
+
+
+HAS_MALLINFO2 = _has_mallinfo2()
 
 
 def _free_port() -> int:
@@ -54,36 +64,23 @@ def _mapped_mib(mode: str) -> int:
 
 def test_config_defaults_and_bad_values():
     config = worker_pool.WorkerPoolConfig()
-    assert (config.send_buffer_mib, config.malloc_arena_max, config.malloc_release_kib) == (16, 2, 128)
+    assert (config.malloc_arena_max, config.malloc_release_kib) == (2, 128)
     with pytest.raises(ValueError, match="malloc"):
         worker_pool.WorkerPoolConfig(malloc_arena_max=-1)
-    with pytest.raises(ValueError, match="send-buffer-mib"):
-        worker_pool.WorkerPoolConfig(send_buffer_mib=0)
     with pytest.raises(ValueError, match="service_port"):
         worker_pool.WorkerPoolConfig(service_port=70000)
 
 
 def test_command_line_flags(capsys):
     with pytest.raises(SystemExit) as bad:
-        worker_pool.main(["--service_port=1", "--send-buffer-mib=0"])
+        worker_pool.main(["--service_port=1", "--malloc-arena-max=-1"])
     assert bad.value.code == 2
-    assert "--send-buffer-mib must be at least 1" in capsys.readouterr().err
-    args = worker_pool.build_parser().parse_args(["--service_port=4321", "--send-buffer-mib=8"])
-    assert (args.service_port, args.send_buffer_mib) == (4321, 8)
+    assert "must be 0 (glibc's default) or more" in capsys.readouterr().err
+    args = worker_pool.build_parser().parse_args(["--service_port=4321", "--malloc-release-kib=64"])
+    assert (args.service_port, args.malloc_arena_max, args.malloc_release_kib) == (4321, 2, 64)
 
 
-def test_the_bound_reaches_the_queues_of_a_new_data_channel(monkeypatch):
-    monkeypatch.setattr(data_plane, worker_pool.SEND_QUEUE_BOUND, getattr(data_plane, worker_pool.SEND_QUEUE_BOUND))
-    worker_pool.bound_send_queues(3)
-    channel = data_plane._GrpcDataChannel()
-    try:
-        assert channel._to_send.max_bytes == 3 << 20
-        assert channel._pending_send.max_bytes == 3 << 20
-    finally:
-        channel.close()
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.skipif(not HAS_MALLINFO2, reason="needs glibc 2.33 or later (mallinfo2)")
 def test_tuned_malloc_maps_large_blocks_after_larger_ones_were_freed():
     """glibc's default takes blocks of 1 MiB from the heap once a 4 MiB block was freed (its
     threshold adapts), and heap space, once freed, mostly stays with the process; tuned, each
@@ -96,31 +93,24 @@ def test_zero_leaves_malloc_as_it_is():
     assert worker_pool.tune_malloc(0, 0) == []
 
 
-def test_another_beam_without_the_bound_is_a_clear_error(monkeypatch):
-    monkeypatch.delattr(data_plane, worker_pool.SEND_QUEUE_BOUND)
-    with pytest.raises(RuntimeError, match="cannot bound"):
-        worker_pool.bound_send_queues(3)
-
-
-def test_launcher_runs_this_interpreter_with_the_bound(tmp_path):
-    path = worker_pool.write_launcher(str(tmp_path), worker_pool.WorkerPoolConfig(send_buffer_mib=5))
+def test_launcher_runs_this_interpreter_with_the_settings(tmp_path):
+    path = worker_pool.write_launcher(str(tmp_path), worker_pool.WorkerPoolConfig(malloc_arena_max=5))
     assert os.access(path, os.X_OK)
     text = open(path, encoding="utf-8").read()
     assert text.startswith(f"#!{sys.executable}\n")
-    assert "['--send-buffer-mib=5', '--malloc-arena-max=2', '--malloc-release-kib=128']" in text
+    assert "['--malloc-arena-max=5', '--malloc-release-kib=128']" in text
     assert "sdk_worker" in path  # how benchmarks.filter_scale tells a harness from the pool
 
 
 @pytest.mark.e2e
-def test_a_pipeline_runs_in_pool_harnesses_with_the_bound(tmp_path):
+def test_a_pipeline_runs_in_pool_harnesses_with_malloc_tuned(tmp_path):
     """A job on the PortableRunner with an EXTERNAL environment runs in a harness that the pool
-    started, which has the bound set before its data channel was made; SIGTERM stops the pool and
-    its harnesses and removes the launcher."""
+    started, with malloc tuned; SIGTERM stops the pool and its harnesses and removes the launcher."""
     port = _free_port()
     log = open(tmp_path / "pool.log", "wb")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     pool = subprocess.Popen([sys.executable, "-m", "pipelines.worker_pool", f"--service_port={port}",
-                             "--send-buffer-mib=2"], env=env, stdout=subprocess.DEVNULL, stderr=log,
+                             "--malloc-release-kib=256"], env=env, stdout=subprocess.DEVNULL, stderr=log,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -136,20 +126,20 @@ def test_a_pipeline_runs_in_pool_harnesses_with_the_bound(tmp_path):
             import ctypes
             import os as harness_os
 
-            from apache_beam.runners.worker import data_plane as harness_plane
-
             # the malloc settings hold: a 1 MiB block is mapped after a 4 MiB one was freed
             class Mallinfo2(ctypes.Structure):
                 _fields_ = [(f"field{i}", ctypes.c_size_t) for i in range(10)]  # hblkhd: the fifth
 
             libc = ctypes.CDLL("libc.so.6")
+            if not hasattr(libc, "mallinfo2"):
+                return {"n": n, "pid": harness_os.getpid()}
             libc.mallinfo2.restype = Mallinfo2
             warm = bytes(range(256)) * (4 << 12)
             del warm
             mapped = libc.mallinfo2().field4
             block = bytes(range(256)) * 4096
-            return {"n": n, "pid": harness_os.getpid(), "bound": harness_plane._DEFAULT_SEND_QUEUE_MAX_BYTES,
-                    "mapped_mib": (libc.mallinfo2().field4 - mapped) >> 20, "block": len(block)}
+            return {"n": n, "pid": harness_os.getpid(), "mapped_mib": (libc.mallinfo2().field4 - mapped) >> 20,
+                    "block": len(block)}
 
         options = PipelineOptions(["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
                                    f"--environment_config=localhost:{port}"])
@@ -162,10 +152,10 @@ def test_a_pipeline_runs_in_pool_harnesses_with_the_bound(tmp_path):
         code = pool.wait(timeout=30)
         log.close()
     assert sorted(r["n"] for r in rows) == list(range(20))
-    assert {r["bound"] for r in rows} == {2 << 20}
-    assert min(r["mapped_mib"] for r in rows) >= 1
+    if HAS_MALLINFO2:
+        assert min(r["mapped_mib"] for r in rows) >= 1
     assert os.getpid() not in {r["pid"] for r in rows}
     text = (tmp_path / "pool.log").read_text(errors="replace")
-    assert "--send-buffer-mib=2 --malloc-arena-max=2 --malloc-release-kib=128" in text and code == 0, text[-2000:]
+    assert "--malloc-arena-max=2 --malloc-release-kib=256" in text and code == 0, text[-2000:]
     launcher = re.search(r"harnesses start through (\S+) with", text).group(1)
     assert not os.path.exists(os.path.dirname(launcher))

@@ -6,7 +6,7 @@
 What it runs: one JobManager and one TaskManager from a Flink distribution assembled out of two
 PyPI packages (the `apache-flink` wheel ships `bin/` and `conf/`, the `apache-flink-libraries`
 sdist ships `lib/flink-dist-*.jar`), and the project's Python worker pool beside the TaskManager
-(`pipelines.worker_pool`: Beam's pool, harness output queues bounded), which starts the SDK
+(`pipelines.worker_pool`: Beam's pool, glibc's malloc tuned in each harness), which starts the SDK
 harnesses of the EXTERNAL environment. FlinkRunner starts Beam's job server itself
 from `--flink_job_server_jar`. That jar is built here with Maven from the Beam artefacts on Maven
 Central (tests/support/flink_job_server/pom.xml: beam-runners-flink-1.19 and
@@ -528,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="the TaskManager's task off-heap (direct) memory, e.g. 1g for shuffles of millions of rows")
     run.add_argument("--worker-pool-args", default="", metavar="'FLAGS'",
                      help="flags for `python -m pipelines.worker_pool`, as one string (give it with =), e.g. "
-                          "--worker-pool-args='--send-buffer-mib=100 --malloc-arena-max=0 --malloc-release-kib=0' "
+                          "--worker-pool-args='--malloc-arena-max=0 --malloc-release-kib=0' "
                           "for the settings of Beam's own pool")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND...")
     args = parser.parse_args(argv)

@@ -304,7 +304,7 @@ def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_pa
     workdir = tmp_path / "cluster"
     answer = subprocess.run([sys.executable, "-m", "tests.support.flink_cluster", "run", "--workdir", str(workdir),
                              "--slots", "2", "--taskmanager-memory", "1600m", "--task-off-heap", "128m",
-                             "--worker-pool-args=--send-buffer-mib=7 --malloc-arena-max=3",
+                             "--worker-pool-args=--malloc-arena-max=3 --malloc-release-kib=64",
                              "--", sys.executable, "-c", _SHOW_FLAGS],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert answer.returncode == 7, answer.stderr[-3000:]  # the command's status, passed on
@@ -316,7 +316,7 @@ def test_the_command_line_runs_a_command_against_the_cluster_and_stops_it(tmp_pa
     assert flags["environment_config"].startswith("localhost:")
     assert (shown["overview"]["taskmanagers"], shown["overview"]["slots-total"]) == (1, 2)
     # the worker pool's process, for benchmarks that watch its SDK harnesses (--watch)
-    assert "pipelines.worker_pool" in shown["pool"] and "--send-buffer-mib=7 --malloc-arena-max=3" in shown["pool"]
+    assert "pipelines.worker_pool" in shown["pool"] and "--malloc-arena-max=3 --malloc-release-kib=64" in shown["pool"]
     assert f"--service_port={flags['environment_config'].split(':')[1]}" in shown["pool"]
     memory = json.loads((workdir / "conf" / "config.yaml").read_text())["taskmanager"]["memory"]
     assert memory["process"]["size"] == "1600m" and memory["task"]["off-heap"]["size"] == "128m"
