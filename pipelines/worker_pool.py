@@ -35,7 +35,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from filters.contract.flags import add_flags, config_values, flag
+from filters.contract.flags import add_flags, config_values, flag, option_name
+
+#: The fields of WorkerPoolConfig that each harness gets as flags.
+HARNESS_FIELDS = ("malloc_arena_max", "malloc_release_kib")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +60,9 @@ class WorkerPoolConfig:
             raise ValueError("--malloc-arena-max and --malloc-release-kib must be 0 (glibc's default) or more")
 
     def harness_flags(self) -> list[str]:
-        """The settings, as flags of `run_harness`."""
-        return [f"--malloc-arena-max={self.malloc_arena_max}", f"--malloc-release-kib={self.malloc_release_kib}"]
+        """The settings, as the flags `run_harness` parses (the same flags as the pool's)."""
+        return [f"{option_name(field)}={getattr(self, field.name)}" for field in dataclasses.fields(self)
+                if field.name in HARNESS_FIELDS]
 
 
 # mallopt parameters (glibc's malloc.h)
@@ -89,8 +93,7 @@ def run_harness(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="pipelines.worker_pool harness")
     parser.add_argument("--id", required=True)
     parser.add_argument("--control_endpoint", required=True)
-    parser.add_argument("--malloc-arena-max", type=int, required=True)
-    parser.add_argument("--malloc-release-kib", type=int, required=True)
+    add_flags(parser, WorkerPoolConfig, only=HARNESS_FIELDS, required=HARNESS_FIELDS)
     args, _ = parser.parse_known_args(argv)  # the logging, artifact and provision endpoints
     missed = tune_malloc(args.malloc_arena_max, args.malloc_release_kib)  # before the harness's threads
     if missed:

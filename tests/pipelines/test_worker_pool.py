@@ -1,6 +1,5 @@
 """The worker pool: Beam's pool whose SDK harnesses tune glibc's malloc before they start."""
 
-import ctypes
 import json
 import os
 import re
@@ -15,51 +14,16 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import worker_pool
+from tests.support.flink_cluster import free_port
+from tests.support.malloc_probe import HAS_MALLINFO2
 
-
-def _has_mallinfo2() -> bool:
-    try:
-        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")  # glibc 2.33 and later
-    except OSError:
-        return False
-
-
-HAS_MALLINFO2 = _has_mallinfo2()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-MAPPED_AFTER_WARM_UP = """
-import ctypes, sys
-from pipelines.worker_pool import tune_malloc
-
-
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = Mallinfo2
-if sys.argv[1] == "tuned":
-    assert tune_malloc(2, 128) == []
-elif sys.argv[1] == "zero":
-    assert tune_malloc(0, 0) == []
-warm = bytes(range(256)) * (4 << 12)  # 4 MiB: mapped, and freeing it raises glibc's own threshold
-del warm
-mapped = libc.mallinfo2().hblkhd
-blocks = [bytes(range(256)) * 4096 for _ in range(20)]  # 20 blocks of 1 MiB
-print((libc.mallinfo2().hblkhd - mapped) >> 20)
-"""
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _mapped_mib(mode: str) -> int:
-    answer = subprocess.run([sys.executable, "-c", MAPPED_AFTER_WARM_UP, mode], capture_output=True, text=True,
-                            timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    """In a fresh interpreter with malloc as `mode` leaves it (tests.support.malloc_probe)."""
+    answer = subprocess.run([sys.executable, "-m", "tests.support.malloc_probe", mode], capture_output=True,
+                            text=True, timeout=60, cwd=REPO)
     assert answer.returncode == 0, answer.stderr
     return int(answer.stdout)
 
@@ -105,9 +69,11 @@ def test_launcher_runs_this_interpreter_with_the_settings(tmp_path):
 def test_a_pipeline_runs_in_pool_harnesses_with_malloc_tuned(tmp_path):
     """A job on the PortableRunner with an EXTERNAL environment runs in a harness that the pool
     started, with malloc tuned; SIGTERM stops the pool and its harnesses and removes the launcher."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "pool.log", "wb")
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    # PYTHONPATH: the harnesses import the probe from this checkout's tests/
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+               PYTHONPATH=REPO)
     pool = subprocess.Popen([sys.executable, "-m", "pipelines.worker_pool", f"--service_port={port}",
                              "--malloc-release-kib=256"], env=env, stdout=subprocess.DEVNULL, stderr=log,
                             start_new_session=True)
@@ -122,23 +88,11 @@ def test_a_pipeline_runs_in_pool_harnesses_with_malloc_tuned(tmp_path):
                 time.sleep(0.2)
 
         def probe(n):  # a nested function: pickled by value, so the harness needs no test module
-            import ctypes
             import os as harness_os
 
-            # the malloc settings hold: a 1 MiB block is mapped after a 4 MiB one was freed
-            class Mallinfo2(ctypes.Structure):
-                _fields_ = [(f"field{i}", ctypes.c_size_t) for i in range(10)]  # hblkhd: the fifth
+            from tests.support.malloc_probe import mapped_mib_after_free
 
-            libc = ctypes.CDLL("libc.so.6")
-            if not hasattr(libc, "mallinfo2"):
-                return {"n": n, "pid": harness_os.getpid()}
-            libc.mallinfo2.restype = Mallinfo2
-            warm = bytes(range(256)) * (4 << 12)
-            del warm
-            mapped = libc.mallinfo2().field4
-            block = bytes(range(256)) * 4096
-            return {"n": n, "pid": harness_os.getpid(), "mapped_mib": (libc.mallinfo2().field4 - mapped) >> 20,
-                    "block": len(block)}
+            return {"n": n, "pid": harness_os.getpid(), "mapped_mib": mapped_mib_after_free(blocks=1)}
 
         options = PipelineOptions(["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
                                    f"--environment_config=localhost:{port}"])
