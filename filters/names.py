@@ -9,9 +9,11 @@ masker is its own algorithm, in three layers:
    (brands named after people, fictional characters, dishes, places, colour and scenery words).
    A non-person entry always wins.
 2. **Transliterated names** joined by a middle dot (泰勒·斯威夫特): runs of transliteration
-   characters on both sides of `·`; they win over a shorter list entry inside them (科比 in
-   科比·布莱恩特). **Minority names**: runs of Tibetan, Uyghur, Kazakh and Mongolian name syllables
-   (扎西 + 顿珠, 阿依 + 古丽, 巴特尔). Nothing inside a title in 《》 is a person (《杜拉拉升职记》).
+   characters (filters/data/transliteration_chars.txt) on both sides of `·`, from a token boundary
+   to a title before or a cue after; they win over a shorter list entry inside them (科比 in
+   科比·布莱恩特). **Minority names**: runs of Tibetan, Uyghur, Kazakh, Mongolian, Yi and Hui
+   given-name elements (filters/data/minority_syllables.txt: 扎西 + 顿珠, 阿依 + 古丽, 巴特尔).
+   Nothing inside a title in 《》 is a person (《杜拉拉升职记》).
 3. **The surname pattern.** Every surname (compound first) followed by one or two given-name
    characters is a candidate, unless a given character is a function word (的, 在) or the
    "given name" is a form of address (王女士, 李总). A candidate is scored by evidence and kept
@@ -140,36 +142,14 @@ NON_NAME_CHARS = set(
 # a title or a cue can still carry the name; 月 may also end one (李晓月, 张明月).
 NAME_OPENING_FUNCTION_CHARS = frozenset("有可月和中来向双风以能太季")
 NAME_ENDING_FUNCTION_CHARS = frozenset("月")
-# Transliteration characters, for names written with a middle dot (泰勒·斯威夫特).
-TRANSLITERATION_CHARS = set(
-    "阿埃艾爱安昂奥巴拜班邦鲍贝本比彼毕宾波伯博布查达戴丹德迪蒂丁东杜多厄恩尔法菲费芬丰弗福夫盖甘"
-    "高戈格根古哈海汉豪赫亨胡华霍基吉加贾杰金卡凯坎康考柯科克肯库拉莱赖兰朗劳勒雷蕾里利莉丽连林琳"
-    "卢鲁路伦罗洛马玛迈麦曼梅门蒙米明莫姆穆纳娜奈内尼努诺欧帕佩彭皮珀普奇齐乔切琼萨塞桑瑟森沙尚舍"
-    "什施史斯松苏索塔泰坦汤唐特提汀图托瓦万旺威韦维温沃乌西希夏谢辛休雅亚扬耶伊因英尤约赞泽扎詹朱"
-    "兹卓佐茨茜黛娅琪芙萝妮薇莎露丝迦古道尔普里珍简"
-    "列乎买热合曼逊吐孜甫力"  # Uyghur and Russian names with a dot: 买买提·艾力, 列夫·托尔斯泰
-    "得珊叶江可罗娃洁嘉契秋涅捷霍歇奎昆廷狄隆宁敏敦顿赛恰伦奥拉斯基娜卓玛尔兰克里木"
-    "桑坎吉罗伯茨柯勃沙弗雷蒂亨芮"  # more of the common ones: 伊万·彼得罗夫, 金·卡戴珊, 努尔兰·叶尔江
-)
-# Syllables of Tibetan, Uyghur, Kazakh and Mongolian given names, written in Han characters. A
-# run of two or more (阿依 + 古丽, 扎西 + 顿珠), or one of three characters or more (巴特尔, 其其格),
-# is a name; one two-character syllable alone is not (乌兰 starts 乌兰察布, 格桑 格桑花).
-MINORITY_SYLLABLES = (
-    # Tibetan
-    "扎西", "次仁", "卓玛", "格桑", "旦增", "丹增", "尼玛", "央金", "拉姆", "白玛", "央宗", "多吉", "顿珠",
-    "德吉", "措姆", "平措", "罗布", "达瓦", "索朗", "普布", "巴桑", "边巴", "曲珍", "洛桑", "益西", "卓嘎",
-    "群培", "仁增", "强巴", "次旦", "扎巴", "拉巴", "次珍", "旺姆", "旺堆", "嘎玛", "泽仁", "土登", "坚参",
-    "桑珠", "曲吉", "德庆", "米玛", "普琼", "梅朵",
-    # Uyghur and Kazakh
-    "阿依", "古丽", "买买提", "麦麦提", "艾力", "热依", "帕尔哈提", "尼格买提", "阿不都", "热合曼", "努尔",
-    "吐尔逊", "托乎提", "艾尔肯", "阿布", "伊力", "迪丽", "热巴", "依明", "库尔班", "阿卜杜", "艾买提",
-    "吾买尔", "阿迪力", "木拉提", "努尔兰", "玉苏甫", "阿卜力孜", "热娜", "帕提", "再努尔", "依扎", "热依扎",
-    "米娜", "娜扎", "阿娜尔", "祖丽", "克孜", "巴合提", "哈力克", "沙吾提", "吐逊", "艾合买提", "阿力木",
-    # Mongolian
-    "巴特尔", "乌兰", "图雅", "其其格", "阿木古楞", "哈斯", "其木格", "那日苏", "苏和", "额尔敦", "宝音",
-    "朝鲁", "格日勒", "斯琴", "高娃", "敖登", "达来", "巴雅尔", "孟和", "乌力吉", "那仁", "图门", "毕力格",
-    "朝格图", "萨仁", "格日乐", "德力格尔", "布和", "特木尔", "青格勒", "乌云", "其其",
-)
+# Transliteration characters, for names written with a middle dot (泰勒·斯威夫特): the characters of
+# filters/data/transliteration_chars.txt.
+TRANSLITERATION_CHARS = frozenset("".join(packaged_word_list("transliteration_chars.txt")))
+# Elements of Tibetan, Uyghur, Kazakh, Mongolian, Yi and Hui given names written in Han characters
+# (filters/data/minority_syllables.txt). A run of two or more (阿依 + 古丽, 扎西 + 顿珠), or one of
+# three characters or more (巴特尔, 其其格), is a name; one two-character element alone is not
+# (乌兰 starts 乌兰察布, 格桑 格桑花).
+MINORITY_SYLLABLES = tuple(packaged_word_list("minority_syllables.txt"))
 # Entries of jieba's emission table below this log probability are too rare to trust (娟 -13.6).
 MIN_EMISSION_LOG = -12.5
 # Characters that end places and homesteads named after a family (周家庄, 马家窑, 王家坝) and
@@ -385,8 +365,8 @@ class PersonNameMasker:
         passing = sorted((c for c in self._pattern_candidates(text, boundaries, blocked)
                           if c[0] >= self.config.threshold),
                          key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
-        known = self._extend_known(text, known, {(start, end) for _, start, end in passing})
-        listed = [s for s in self._dotted_names(text) + self._minority_names(text) + known
+        known = self._extend_known(text, known, {(start, end) for _, start, end in passing}, boundaries)
+        listed = [s for s in self._dotted_names(text, boundaries) + self._minority_names(text) + known
                   if not self._is_blocked(*s, blocked)]
         # A name that heads a place's name (宋佳琪故居) is part of it: nor is a shorter name inside.
         for start, end in listed + [(start, end) for _, start, end in passing]:
@@ -426,17 +406,24 @@ class PersonNameMasker:
         known.sort(key=lambda s: (-(s[1] - s[0]), s[0]))
         return known, _Spans(blocked)
 
-    def _extend_known(self, text: str, known: list[tuple[int, int]],
-                      passing: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    def _extend_known(self, text: str, known: list[tuple[int, int]], passing: set[tuple[int, int]],
+                      boundaries: set[int]) -> list[tuple[int, int]]:
         """A two-character list name (蔡明) that a surname pattern one character longer (蔡明辉)
         passes the threshold on (`passing`: the spans that do) is that longer name: the list name
-        is its prefix, not the person."""
+        is its prefix, not the person. The longer name must end where strong context follows
+        (蔡明辉：) or be one token of the segmenter's (学生|孙文轩|获奖, but 蔡明|演|小品)."""
         if not known or not passing:
             return known
-        # Not over a character that follows names (杜甫带领: 带 is glued to 领, not to 杜甫).
-        return [(start, end + 1) if end - start == 2 and (start, end + 1) in passing and text[end] not in GLUE_AFTER
-                and (end + 1 == len(text) or text[end + 1] in PUNCTUATION or self._cue_after(text, end + 1))
-                else (start, end) for start, end in known]
+        extended = []
+        for start, end in known:
+            longer = end - start == 2 and (start, end + 1) in passing
+            # Not over a character that follows names (杜甫带领: 带 is glued to 领, not to 杜甫).
+            if longer and text[end] not in GLUE_AFTER and (
+                    end + 1 == len(text) or text[end + 1] in PUNCTUATION or self._cue_after(text, end + 1)
+                    or (start in boundaries and end + 1 in boundaries and end not in boundaries)):
+                end += 1
+            extended.append((start, end))
+        return extended
 
     @staticmethod
     def _names_a_place(text: str, end: int, boundaries: set[int]) -> bool:
@@ -475,10 +462,16 @@ class PersonNameMasker:
                 runs.append((start, end, 1))
         return [(s, e) for s, e, _ in runs if e - s >= 3]
 
-    @staticmethod
-    def _dotted_names(text: str) -> list[tuple[int, int]]:
+    def _dotted_names(self, text: str, boundaries: set[int] | None = None) -> list[tuple[int, int]]:
+        """Runs of transliteration characters on both sides of a middle dot (泰勒·斯威夫特).
+
+        A run starts on a token boundary, and stops where a title ends before it or a cue starts
+        after it on a token boundary (嘉宾|安娜·卡列尼娜, 买买提·艾力|当选): the run's characters
+        are common enough to spell those words too. Without `boundaries` the text is segmented here."""
         if not any(dot in text for dot in NAME_DOTS):
             return []
+        if boundaries is None:
+            boundaries = self._token_boundaries(text, None)
         spans = []
         for i, char in enumerate(text):
             if char not in NAME_DOTS:
@@ -489,6 +482,11 @@ class PersonNameMasker:
             end = i + 1
             while end < len(text) and text[end] in TRANSLITERATION_CHARS:
                 end += 1
+            # The run starts on a token boundary (模特儿|安娜·卡列尼娜), after any title in it.
+            start = next((p for p in range(start, i) if p in boundaries), start)
+            start = next((p for p in range(i - 1, start, -1)
+                          if p in boundaries and self._title_before(text, p)), start)
+            end = next((q for q in range(i + 2, end) if q in boundaries and self._cue_after(text, q)), end)
             if i - start >= 1 and end - i - 1 >= 1:
                 spans.append((start, end))
         # Join chains such as 莱昂纳多·迪卡普里奥 written with two dots.

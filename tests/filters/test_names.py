@@ -63,12 +63,13 @@ def test_fresh_set_holds_only_names_the_gazetteer_lacks():
     assert [c.split for c in FRESH] == ["heldout" if i % 5 in (1, 3) else "dev" for i in range(len(FRESH))]
 
 
-# Measured floors, a little under the numbers reached (README, "Person names"): the fresh held-out
-# split is scored only, and its precision is below 0.90 -- brands and fictional characters that
-# look like ordinary names are what the pattern still gets wrong without a list entry.
+# Measured floors, a little under the numbers reached (docs/benchmarks.md, "Person-name masking"):
+# the fresh held-out split is scored only, and its precision is below 0.90 -- brands and fictional
+# characters that look like ordinary names are what the pattern still gets wrong without a list
+# entry; its recall fell from 0.909 to 0.864 when the gazetteer grew to 7,500 names.
 @pytest.mark.parametrize("split, min_precision, min_recall", [
-    ("dev", 0.90, 0.97),      # reached 0.918 / 1.000
-    ("heldout", 0.75, 0.88),  # reached 0.769 / 0.909
+    ("dev", 0.90, 0.97),      # reached 1.000 / 1.000
+    ("heldout", 0.80, 0.85),  # reached 0.826 / 0.864
 ])
 def test_fresh_set_precision_and_recall(split, min_precision, min_recall):
     part = [c for c in FRESH if c.split == split]
@@ -223,18 +224,18 @@ def test_config_accepts_zero_counts_and_equal_bounds():
 # The floors above let the masker drift a little; these do not, so that a change of the masker
 # that moves any decision on the labelled sets is seen, checked and written into the docs.
 MEASURED = {
-    ("original", "dev", "gazetteer"): (65, 65, 66),
+    ("original", "dev", "gazetteer"): (66, 66, 66),
     ("original", "heldout", "gazetteer"): (32, 33, 32),
-    ("original", "dev", "no gazetteer"): (51, 51, 66),
+    ("original", "dev", "no gazetteer"): (52, 52, 66),
     ("original", "heldout", "no gazetteer"): (25, 26, 32),
     ("fresh", "dev", "gazetteer"): (45, 45, 45),
-    ("fresh", "heldout", "gazetteer"): (20, 24, 22),
+    ("fresh", "heldout", "gazetteer"): (19, 23, 22),
     ("fresh", "dev", "no gazetteer"): (45, 45, 45),
-    ("fresh", "heldout", "no gazetteer"): (20, 24, 22),
-    ("blind", "dev", "gazetteer"): (468, 470, 473),
-    ("blind", "heldout", "gazetteer"): (290, 295, 295),
-    ("natural", "dev", "gazetteer"): (238, 242, 259),
-    ("natural", "heldout", "gazetteer"): (198, 227, 253),
+    ("fresh", "heldout", "no gazetteer"): (20, 23, 22),
+    ("blind", "dev", "gazetteer"): (469, 471, 473),
+    ("blind", "heldout", "gazetteer"): (292, 296, 295),
+    ("natural", "dev", "gazetteer"): (237, 242, 259),
+    ("natural", "heldout", "gazetteer"): (214, 234, 253),
 }
 
 
@@ -295,14 +296,29 @@ def test_spans_overlapping_a_range_are_found_however_far_back_they_start():
 
 
 def test_dotted_names_need_transliteration_characters_on_both_sides_and_chains_join():
-    from filters.names import PersonNameMasker
+    from filters.names import default_masker
 
-    dotted = PersonNameMasker._dotted_names
+    dotted = default_masker()._dotted_names
     assert dotted("莱昂纳多·迪卡普里奥主演") == [(0, 10)]
     assert dotted("莱昂纳多·迪卡普里奥·某某") == [(0, 10)]  # 某 is no transliteration character
     assert dotted("阿·丽 和 安·娜") == [(0, 3), (6, 9)]
     assert dotted("阿·") == [] and dotted("·丽") == [] and dotted("没有圆点") == []
-    assert dotted("让-保罗•萨特") == [(3, 7)]  # another dot character; `-` is no dot, 保 no transliteration
+    assert dotted("让-保罗•萨特") == [(2, 7)]  # another dot character; `-` is neither a dot nor a transliteration
+
+
+def test_a_dotted_name_starts_on_a_token_and_stops_at_a_title_before_it_and_a_cue_after_it():
+    from filters.names import TRANSLITERATION_CHARS, default_masker
+
+    dotted = default_masker()._dotted_names
+    # every character of 嘉宾, 特儿 and 博士 may spell a name too: the words around the run decide
+    assert set("嘉宾特儿博士门") <= TRANSLITERATION_CHARS
+    assert dotted("嘉宾安娜·卡列尼娜") == [(2, 9)]               # the title 嘉宾 ends before 安娜
+    assert dotted("模特儿安娜·卡列尼娜") == [(3, 10)]            # 特儿 is no token's start
+    assert dotted("安娜·卡列尼娜博士") == [(0, 7)]               # the cue 博士 follows
+    assert dotted("罗伯特·卡佩罗门将") == [(0, 7)]
+    assert dotted("买买提·艾力当选代表") == [(0, 6)]
+    assert dotted("莱昂纳多·迪卡普里奥生日快乐") == [(0, 10)]
+    assert dotted("歌手莎拉·布莱曼演唱") == [(2, 8)]
 
 
 def test_minority_syllables_make_a_name_as_a_run_or_as_one_long_syllable():
@@ -341,8 +357,9 @@ def test_empty_lists_and_a_custom_surname_list():
 def test_a_chain_of_dotted_parts_is_one_name():
     from filters.names import PersonNameMasker
 
-    assert PersonNameMasker._dotted_names("莱昂纳多·迪·卡普里奥") == [(0, 11)]
-    assert PersonNameMasker._dotted_names("阿·尔·法和伊·万") == [(0, 5), (6, 9)]
+    dotted = PersonNameMasker()._dotted_names
+    assert dotted("莱昂纳多·迪·卡普里奥") == [(0, 11)]
+    assert dotted("阿·尔·法和伊·万") == [(0, 5), (6, 9)]
 
 
 @pytest.mark.parametrize("caption, name", [("记者王芳", "王芳"), ("合影的是记者王芳", "王芳"), ("主持人张三", "张三")])
@@ -385,6 +402,10 @@ def test_a_stronger_longer_pattern_name_wins_over_a_list_name_it_starts_with():
     assert masker.find("蔡明辉：坚持就是胜利") == [(0, 3)]
     assert masker.find("蔡明演小品") == [(0, 2)]  # 蔡明演 crosses a token: the list name stands
     assert masker.find("小品演员蔡明") == [(4, 6)]
+    # or where the segmenter reads the longer name as one token: 中山大学|学生|孙文轩|获奖
+    sun = PersonNameMasker(known_names=["孙文"], non_names=[])
+    assert sun.find("中山大学学生孙文轩获奖") == [(6, 9)]
+    assert sun.find("孙文画像") == [(0, 2)]
 
 
 def test_person_only_cues_carry_a_name_that_ordinary_cues_do_not():

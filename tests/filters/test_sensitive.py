@@ -87,7 +87,7 @@ def test_lists_from_files_replace_or_extend(tmp_path):
 def test_default_lists_ship_with_the_package():
     data = importlib.resources.files("filters").joinpath("data")
     for name in ("sensitive_words.txt", "sensitive_allow.txt", "surnames.txt", "person_names.txt",
-                 "non_person_names.txt"):
+                 "non_person_names.txt", "minority_syllables.txt", "transliteration_chars.txt"):
         assert parse_word_list(data.joinpath(name).read_text(encoding="utf-8").splitlines())
 
 
