@@ -2,7 +2,7 @@
 
 jieba's `nr` tag is not good enough on image captions: about half of what it tags `nr` is not a
 name (明星, 阳光, 宫殿, 汉白玉, 卡其色, brands), and it misses names it has never seen. This
-masker is its own algorithm, in three layers:
+masker is its own algorithm, in four layers:
 
 1. **Lists.** A gazetteer of well-known persons (names the pattern cannot find: transliterations,
    stage names, famous two-character names) and a list of name-like strings that are not persons
@@ -16,8 +16,8 @@ masker is its own algorithm, in three layers:
    Nothing inside a title in 《》 is a person (《杜拉拉升职记》).
 3. **The surname pattern.** Every surname (compound first) followed by one or two given-name
    characters is a candidate, unless a given character is a function word (的, 在) or the
-   "given name" is a form of address (王女士, 李总). A candidate is scored by evidence and kept
-   when the score reaches a threshold. The evidence: a title before it (记者, 教练, 博主) or a cue
+   "given name" is a form of address (王女士, 李总). Each candidate's evidence is weighed into a
+   rule score. The evidence: a title before it (记者, 教练, 博主) or a cue
    (我叫, 和), a cue after it (院士, 主演, 在, 和), whether it lines up with the segmenter's token
    boundaries, whether it or its first two characters are a common word of jieba's dictionary
    (明星, 海洋, 金鱼缸), whether it ends in a head noun of things (桂花糕, 兰亭序), how often
@@ -25,8 +25,15 @@ masker is its own algorithm, in three layers:
    a name than in ordinary words (jieba's HMM `nr` emission table against the dictionary's
    character counts: 涛, 婷, 轩 for; 血, 饺 against), and, in a shop listing (礼盒, 旗舰店), whether
    anything cues it as a person at all (brands named like people: 吴裕泰, 谭木匠).
+4. **The decision.** By default a learned model (filters/name_model.py, the packaged table trained
+   by `python -m benchmarks.train_name_model` on labelled captions) reads the evidence and the
+   rule score together with the characters of the candidate and around it, the segmenter's
+   boundaries, jieba's dictionary and the overlapping candidates and list names, and keeps a
+   candidate at a probability of at least `model_threshold`. `NameMaskerConfig(decision="rules")`
+   keeps the rule decision instead: the score against `threshold`.
 
-The precision and recall on tests/filters/data/name_captions.tsv are in the README.
+The precision and recall on the labelled caption sets are in docs/data-quality.md (Person names)
+and docs/benchmarks.md (Person-name masking).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import ahocorasick
 import rjieba
 
 from filters.contract.vocabulary import NAME_MASK
+from filters.name_model import NameModel
 from filters.text import HAN_RE, to_simplified
 from filters.wordlists import packaged_word_list
 
@@ -108,7 +116,7 @@ _PLACE_HEAD_LENGTHS = sorted({len(head) for head in PLACE_HEADS})
 # Words right before a name that are not titles: 我叫张三, 李雷和韩梅梅.
 CUES_BEFORE = ("叫", "名叫", "名为", "和", "与", "、", "跟", "同", "及", "对话", "专访", "采访", "致敬", "纪念")
 _CUES_BEFORE_SET = frozenset(CUES_BEFORE)
-assert max(map(len, CUES_BEFORE)) <= 2  # _score looks back two characters at most
+assert max(map(len, CUES_BEFORE)) <= 2  # _evidence looks back two characters at most
 # Words of shop listings. In such a caption a person is named with a cue (董明珠代言, 李佳琦推荐,
 # 某某同款); a name-like word with none is far more often a brand (吴裕泰, 王守义, 谭木匠).
 COMMERCE_WORDS = (
@@ -218,12 +226,30 @@ class NameMaskerConfig:
     name_ratio_high: float = 2.5
     name_ratio_low: float = 0.0
     name_ratio_given_word: float = 1.0
+    # Who decides on a surname-pattern candidate: "model", the learned decision of
+    # filters/name_model.py over the candidate's features (the evidence above among them), kept at a
+    # probability of at least `model_threshold`; or "rules", the weights above against `threshold`.
+    decision: str = "model"
+    model_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if self.common_word_freq < 0 or self.given_char_min_count < 0:
             raise ValueError("counts must be >= 0")
         if self.given_char_common_count < self.given_char_min_count:
             raise ValueError("given_char_common_count must be >= given_char_min_count")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        if not 0.0 < self.model_threshold < 1.0:
+            raise ValueError("model_threshold must be between 0 and 1")
+
+
+DECISIONS = ("model", "rules")
+# A surname-pattern candidate: its rule score, span, surname length and the evidence behind the score.
+_Candidate = tuple[float, int, int, int, list[str]]
+
+
+def _bucket(value: float, low: int, high: int) -> int:
+    return max(low, min(high, math.floor(value)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,8 +333,10 @@ class PersonNameMasker:
 
     def __init__(self, config: NameMaskerConfig = NameMaskerConfig(),
                  known_names: Iterable[str] | None = None, non_names: Iterable[str] | None = None,
-                 surnames: Iterable[str] | None = None):
+                 surnames: Iterable[str] | None = None, model: NameModel | None = None):
         self.config = config
+        # The learned decision (config.decision == "model"): `model`, else the packaged one.
+        self.model = None if config.decision == "rules" else (model if model is not None else NameModel.packaged())
         surname_list = list(surnames) if surnames is not None else packaged_word_list("surnames.txt")
         self.compound_surnames = frozenset(s for s in surname_list if len(s) == 2)
         self.single_surnames = frozenset(s for s in surname_list if len(s) == 1)
@@ -362,12 +390,11 @@ class PersonNameMasker:
                 taken.append((start, end))
 
         boundaries = self._token_boundaries(text, tokens)
-        passing = sorted((c for c in self._pattern_candidates(text, boundaries, blocked)
-                          if c[0] >= self.config.threshold),
+        others = self._dotted_names(text, boundaries) + self._minority_names(text)
+        passing = sorted(self._passing(text, boundaries, blocked, others + known),
                          key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
         known = self._extend_known(text, known, {(start, end) for _, start, end in passing}, boundaries)
-        listed = [s for s in self._dotted_names(text, boundaries) + self._minority_names(text) + known
-                  if not self._is_blocked(*s, blocked)]
+        listed = [s for s in others + known if not self._is_blocked(*s, blocked)]
         # A name that heads a place's name (宋佳琪故居) is part of it: nor is a shorter name inside.
         for start, end in listed + [(start, end) for _, start, end in passing]:
             if self._names_a_place(text, end, boundaries):
@@ -508,9 +535,89 @@ class PersonNameMasker:
             boundaries.add(offset)
         return boundaries
 
-    def _pattern_candidates(self, text: str, boundaries: set[int],
-                            blocked: "_Spans") -> list[tuple[float, int, int]]:
-        candidates = []
+    def _passing(self, text: str, boundaries: set[int], blocked: "_Spans",
+                 listed: list[tuple[int, int]]) -> list[tuple[float, int, int]]:
+        """The surname-pattern candidates that the decision keeps, as (priority, start, end): the
+        rule score against `threshold`, or the model's probability against `model_threshold`."""
+        candidates = self._pattern_candidates(text, boundaries, blocked)
+        if self.model is None:
+            return [(c[0], c[1], c[2]) for c in candidates if c[0] >= self.config.threshold]
+        passing = []
+        probability, threshold = self.model.probability, self.config.model_threshold
+        for candidate, features in self._candidate_features(text, candidates, boundaries, listed):
+            p = probability(features)
+            if p >= threshold:
+                passing.append((p, candidate[1], candidate[2]))
+        return passing
+
+    def training_examples(self, text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[list[str], int]]:
+        """The model's examples in a labelled caption: each surname-pattern candidate's features,
+        with 1 when it is one of the name `spans` and 0 when not. The candidates and features are
+        the ones `find` decides on."""
+        text = to_simplified(text)
+        known, blocked = self._list_matches(text)
+        titles = self._book_titles(text)
+        if titles:
+            blocked = _Spans(blocked.spans + titles)
+        boundaries = self._token_boundaries(text, None)
+        listed = self._dotted_names(text, boundaries) + self._minority_names(text) + known
+        gold = set(spans)
+        candidates = self._pattern_candidates(text, boundaries, blocked)
+        return [(features, int((candidate[1], candidate[2]) in gold))
+                for candidate, features in self._candidate_features(text, candidates, boundaries, listed)]
+
+    def _candidate_features(self, text: str, candidates: list[_Candidate], boundaries: set[int],
+                            listed: list[tuple[int, int]]) -> Iterator[tuple[_Candidate, list[str]]]:
+        """Each candidate with its features for the model: the rule evidence and score, the
+        surname and given characters (with their name likelihood and dictionary counts), two
+        characters on each side, token boundaries, jieba's tag and count of the span and of the
+        given name, and how it fares against overlapping candidates and list names."""
+        cfg, lex = self.config, self._lexicon
+        by_start: dict[int, list[_Candidate]] = {}
+        for candidate in candidates:
+            by_start.setdefault(candidate[1], []).append(candidate)
+        listed_spans = _Spans(listed)
+        commerce = self._commerce.search(text) is not None
+        n = len(text)
+        for candidate in candidates:
+            score, start, end, s_len, evidence = candidate
+            span, given = text[start:end], text[start + s_len:end]
+            left1 = text[start - 1] if start else "^"
+            left2 = text[max(0, start - 2):start] if start >= 2 else "^" + text[:start]
+            right1 = text[end] if end < n else "$"
+            right2 = text[end:end + 2] if end + 2 <= n else text[end:] + "$"
+            features = ["BIAS", f"SC={_bucket(score, -6, 9)}", f"PASS={int(score >= cfg.threshold)}",
+                        f"SLGL={s_len}{len(given)}", f"L1={left1}", f"L2={left2}", f"R1={right1}",
+                        f"R2={right2}", f"L1R1={left1}{right1}", f"SB={int(start in boundaries)}",
+                        f"EB={int(end in boundaries)}", f"SUR={span[:s_len]}", f"GN={given}", f"SPAN={span}",
+                        f"GT={lex.tag.get(given)}", f"GF={_bucket(math.log1p(lex.freq.get(given, 0)), 0, 12)}",
+                        f"ST={lex.tag.get(span)}", f"SF={_bucket(math.log1p(lex.freq.get(span, 0)), 0, 12)}"]
+            features += ["E=" + name for name in evidence]
+            if left1 == "^" or left1 in PUNCTUATION:
+                features.append("LEDGE")
+            if right1 == "$" or right1 in PUNCTUATION:
+                features.append("REDGE")
+            if start in boundaries and end in boundaries:
+                features.append(f"ONE={int(self._is_one_token(start, end, boundaries))}")
+            for k, char in enumerate(given):
+                ratio = lex.name_ratio.get(char)
+                features += [f"G{k}={char}", f"G={char}",
+                             f"NR{k}={'x' if ratio is None else _bucket(ratio, -3, 6)}",
+                             f"GC{k}={_bucket(math.log1p(lex.given_chars.get(char, 0)), 0, 6)}"]
+            if commerce:
+                features.append("COMMERCE")
+            if self._names_a_place(text, end, boundaries):
+                features.append("PLACE")
+            rivals = [other[0] for first in range(max(0, start - 3), end) for other in by_start.get(first, ())
+                      if other[2] > start and (other[1], other[2]) != (start, end)]
+            if rivals:
+                features.append(f"OV={_bucket(score - max(rivals), -4, 4)}")
+            if next(listed_spans.overlapping(start, end), None) is not None:
+                features.append("OVLIST")
+            yield candidate, features
+
+    def _pattern_candidates(self, text: str, boundaries: set[int], blocked: "_Spans") -> list[_Candidate]:
+        candidates: list[_Candidate] = []
         commerce = self._commerce.search(text) is not None  # once per caption, not per candidate
         n = len(text)
         single, compound = self.single_surnames, self.compound_surnames
@@ -528,7 +635,8 @@ class PersonNameMasker:
                     given = text[i + s_len:end]
                     if not self._may_be_given_name(given, text, i) or self._is_blocked(i, end, blocked):
                         continue
-                    candidates.append((self._score(text, i, end, s_len, boundaries, commerce), i, end))
+                    evidence = self._evidence(text, i, end, s_len, boundaries, commerce)
+                    candidates.append((self._weigh(evidence), i, end, s_len, evidence))
         return candidates
 
     def _may_be_given_name(self, given: str, text: str, start: int) -> bool:
@@ -541,73 +649,81 @@ class PersonNameMasker:
             return True
         return len(given) == 1 and given in NAME_OPENING_FUNCTION_CHARS and self._title_before(text, start)
 
-    def _score(self, text: str, start: int, end: int, s_len: int, boundaries: set[int],
-               commerce: bool) -> float:
+    def _weigh(self, evidence: list[str]) -> float:
+        """A candidate's rule score: the config's weight of each piece of evidence, summed."""
+        cfg = self.config
+        return sum(getattr(cfg, name) for name in evidence)
+
+    def _evidence(self, text: str, start: int, end: int, s_len: int, boundaries: set[int],
+                  commerce: bool) -> list[str]:
+        """The evidence for and against a surname-pattern candidate, as the names of the config's
+        weights (one name per piece of evidence, repeated when it counts twice)."""
         cfg, lex = self.config, self._lexicon
         span, given = text[start:end], text[start + s_len:end]
-        score = 0.0
+        found: list[str] = []
         title_before = self._title_before(text, start)
         if title_before:
-            score += cfg.title_before
+            found.append("title_before")
         cue_after = self._cue_after(text, end)
         if cue_after:
-            score += cfg.cue_after
+            found.append("cue_after")
             if any(text.startswith(cue, end) for cue in PERSON_CUES_AFTER):
-                score += cfg.person_cue_after
+                found.append("person_cue_after")
         elif not title_before and commerce:
-            score += cfg.commerce_uncued
+            found.append("commerce_uncued")
         if not title_before and (text[start - 1:start] in _CUES_BEFORE_SET
                                  or text[max(0, start - 2):start] in _CUES_BEFORE_SET):
-            score += cfg.cue_before
+            found.append("cue_before")
         if start == 0 or text[start - 1] in PUNCTUATION:
-            score += cfg.caption_edge
+            found.append("caption_edge")
         if end == len(text) or text[end] in PUNCTUATION:
-            score += cfg.caption_edge
+            found.append("caption_edge")
         # Token boundaries: a title glued to the surname (博主林) is a known segmenter habit.
         start_ok = start in boundaries or title_before
         end_ok = end in boundaries or (end < len(text) and text[end] in GLUE_AFTER and end + 1 in boundaries)
-        score += cfg.token_aligned if (start_ok and end_ok) else 0.0
+        if start_ok and end_ok:
+            found.append("token_aligned")
         if not end_ok:
-            score += cfg.token_crossed
+            found.append("token_crossed")
         if not start_ok:
-            score += cfg.token_crossed
+            found.append("token_crossed")
         if start_ok and end_ok and self._is_one_token(start, end, boundaries):
-            score += cfg.whole_token
-        score += cfg.two_char_given if len(given) == 2 else cfg.one_char_given
+            found.append("whole_token")
+        found.append("two_char_given" if len(given) == 2 else "one_char_given")
         given_start = start + s_len
         if (len(given) == 2 and given_start + 1 in boundaries and given_start not in boundaries
                 and end not in boundaries):
-            score += cfg.given_split  # 司马光/砸: a name token and the next word's first character
+            found.append("given_split")  # 司马光/砸: a name token and the next word's first character
         if s_len == 2:
             if start + 1 in boundaries and start + 2 not in boundaries:
-                score += cfg.token_crossed  # 上/官网: the segmenter did not read a surname
+                found.append("token_crossed")  # 上/官网: the segmenter did not read a surname
             else:
-                score += cfg.compound_surname  # 诸葛亮, 欧阳修: rare outside names
+                found.append("compound_surname")  # 诸葛亮, 欧阳修: rare outside names
         if self._is_common_word(span):
-            score += cfg.common_word
+            found.append("common_word")
         elif len(given) == 2 and self._is_common_word(given) and not self._name_like_word(given):
-            score += cfg.common_given  # 海洋, 建国: common words, and common given names too
+            found.append("common_given")  # 海洋, 建国: common words, and common given names too
         if len(given) == 2 and not title_before and self._is_common_word(span[:-1]):
-            score += cfg.common_prefix  # 金鱼缸, 高铁站, 余额宝: a common word plus one character
+            found.append("common_prefix")  # 金鱼缸, 高铁站, 余额宝: a common word plus one character
         if given[0] == span[s_len - 1]:
-            score += cfg.common_prefix  # 包包, 毛毛: a doubled surname character is a word
+            found.append("common_prefix")  # 包包, 毛毛: a doubled surname character is a word
         if any(char in NON_NAME_CHARS for char in given):
-            score += cfg.function_char
+            found.append("function_char")
         if given[-1] in THING_SUFFIXES and not title_before:
-            score += cfg.thing_suffix
+            found.append("thing_suffix")
         for char in given:
             count = lex.given_chars.get(char, 0)
             if count >= cfg.given_char_common_count:
-                score += cfg.given_char_common
+                found.append("given_char_common")
             elif count < cfg.given_char_min_count:
-                score += cfg.given_char_rare
+                found.append("given_char_rare")
             ratio = lex.name_ratio.get(char)
             if ratio is not None:
                 if ratio >= cfg.name_ratio_high:
-                    score += cfg.given_char_likely
+                    found.append("given_char_likely")
                 elif ratio < cfg.name_ratio_low and count < cfg.given_char_common_count:
-                    score += cfg.given_char_unlikely
-        return score
+                    found.append("given_char_unlikely")
+        return found
 
     def _name_like_word(self, given: str) -> bool:
         """A dictionary word made of name characters (建华, 永福, 红梅): common words, but common

@@ -97,7 +97,8 @@ def test_setup_cfg_installs_the_data_files():
 
     config = configparser.ConfigParser()
     config.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
-    assert "data/*.txt" in config["options.package_data"]["filters"]
+    shipped = config["options.package_data"]["filters"]
+    assert "data/*.txt" in shipped and "data/*.tsv" in shipped  # the word lists, the name model
 
 
 # --------------------------------------------------------------------------------------------
