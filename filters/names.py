@@ -372,13 +372,7 @@ class PersonNameMasker:
         """
         if not text or not HAN_RE.search(text):
             return []
-        simple = to_simplified(text)  # the lists and the lexicon are simplified; spans carry over
-        if simple != text:
-            text, tokens = simple, None
-        known, blocked = self._list_matches(text)
-        titles = self._book_titles(text)
-        if titles:
-            blocked = _Spans(blocked.spans + titles)
+        text, known, blocked, boundaries, others = self._read(text, tokens)
         # One flag per character taken: checking a span costs its length, not the number of
         # spans taken so far (a caption of repeated names must stay linear).
         occupied = bytearray(len(text))
@@ -389,8 +383,6 @@ class PersonNameMasker:
                 occupied[start:end] = b"\x01" * (end - start)
                 taken.append((start, end))
 
-        boundaries = self._token_boundaries(text, tokens)
-        others = self._dotted_names(text, boundaries) + self._minority_names(text)
         passing = sorted(self._passing(text, boundaries, blocked, others + known),
                          key=lambda c: (-c[0], -(c[2] - c[1]), c[1]))
         known = self._extend_known(text, known, {(start, end) for _, start, end in passing}, boundaries)
@@ -554,17 +546,27 @@ class PersonNameMasker:
         """The model's examples in a labelled caption: each surname-pattern candidate's features,
         with 1 when it is one of the name `spans` and 0 when not. The candidates and features are
         the ones `find` decides on."""
-        text = to_simplified(text)
+        text, known, blocked, boundaries, others = self._read(text, None)
+        gold = set(spans)
+        candidates = self._pattern_candidates(text, boundaries, blocked)
+        return [(features, int((candidate[1], candidate[2]) in gold))
+                for candidate, features in self._candidate_features(text, candidates, boundaries, others + known)]
+
+    def _read(self, text: str, tokens: Sequence[str] | None) -> tuple[
+            str, list[tuple[int, int]], "_Spans", set[int], list[tuple[int, int]]]:
+        """What every decision starts from: the simplified text (the lists and the lexicon are
+        simplified; spans carry over), the gazetteer's names, the blocked spans (non-person
+        entries and titles in 《》), the token boundaries, and the dotted and minority names."""
+        simple = to_simplified(text)
+        if simple != text:
+            text, tokens = simple, None
         known, blocked = self._list_matches(text)
         titles = self._book_titles(text)
         if titles:
             blocked = _Spans(blocked.spans + titles)
-        boundaries = self._token_boundaries(text, None)
-        listed = self._dotted_names(text, boundaries) + self._minority_names(text) + known
-        gold = set(spans)
-        candidates = self._pattern_candidates(text, boundaries, blocked)
-        return [(features, int((candidate[1], candidate[2]) in gold))
-                for candidate, features in self._candidate_features(text, candidates, boundaries, listed)]
+        boundaries = self._token_boundaries(text, tokens)
+        others = self._dotted_names(text, boundaries) + self._minority_names(text)
+        return text, known, blocked, boundaries, others
 
     def _candidate_features(self, text: str, candidates: list[_Candidate], boundaries: set[int],
                             listed: list[tuple[int, int]]) -> Iterator[tuple[_Candidate, list[str]]]:
