@@ -19,11 +19,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
+
+from filters.contract.storage import atomic_output
 
 PACKAGED = "name_model.tsv"
 # Characters that would break a table line; a feature holding one (a caption's control character
@@ -68,24 +68,13 @@ class NameModel:
         return _sigmoid(sum(get(f, 0.0) for f in features))
 
     def save(self, path: str) -> None:
-        """Write the table atomically (a temporary file in the same folder, then a rename)."""
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, tmp = tempfile.mkstemp(prefix=".name_model.", suffix=".tmp", dir=folder)
-        umask = os.umask(0)
-        os.umask(umask)
-        try:
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the table private
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-                for note in self.notes:
-                    out.write(f"# {note}\n")
-                for feature in sorted(self.weights):
-                    if not _UNSAVABLE.intersection(feature):
-                        out.write(f"{feature}\t{self.weights[feature]:.6f}\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write the table atomically (the project's temporary-then-rename `atomic_output`)."""
+        with atomic_output(path) as out:
+            for note in self.notes:
+                out.write(f"# {note}\n".encode())
+            for feature in sorted(self.weights):
+                if not _UNSAVABLE.intersection(feature):
+                    out.write(f"{feature}\t{self.weights[feature]:.6f}\n".encode())
 
     @classmethod
     def parse(cls, text: str, source: str) -> NameModel:

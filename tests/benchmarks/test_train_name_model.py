@@ -31,6 +31,34 @@ def test_cross_validation_scores_each_dev_half_without_it(capsys):
         assert all(0.5 < x <= 1.0 for x in scores)  # two epochs already do far better than chance
 
 
+def test_cross_validation_trains_each_model_without_the_half_it_scores(monkeypatch, capsys):
+    from filters.name_model import TrainConfig
+
+    halves = train_name_model.dev_halves()
+    made: dict[int, str] = {}  # id of each example -> the half (or "training") it came from
+    real_examples_of = train_name_model.examples_of
+
+    def examples_of(captions):
+        examples = real_examples_of(captions)
+        owner = next((name for name, part in halves.items() if part is captions), "training")
+        made.update({id(example): owner for example in examples})
+        return examples
+
+    trained_on = []
+    real_train = train_name_model.train
+
+    def train(examples, config):
+        trained_on.append({made[id(example)] for example in examples})
+        return real_train(examples, config)
+
+    monkeypatch.setattr(train_name_model, "examples_of", examples_of)
+    monkeypatch.setattr(train_name_model, "train", train)
+    training = [("记者李晓峰在现场", ((2, 5),))]
+    train_name_model.cross_validate(training, halves, TrainConfig(epochs=1))
+    assert trained_on == [{"training"} | set(halves) - {held} for held in halves]
+    assert len(capsys.readouterr().out.splitlines()) == len(halves)
+
+
 def test_training_reads_only_the_dev_halves():
     halves = train_name_model.dev_halves()
     heldout = {c.text for captions in (name_masking.load(name_masking.DATA), name_masking.load(name_masking.FRESH),
